@@ -1,0 +1,147 @@
+"""The `repro` command: one subcommand per pipeline stage, plus `bench`.
+
+Paths are fixed by name so that dvc.yaml can state every input and output:
+    data/<dataset>/        repro generate <dataset>
+    runs/<run>/            repro train <run>
+    metrics/<run>.json     repro evaluate <run>
+    figures/*.png          repro figures
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from pathlib import Path
+
+import click
+
+from repro import config as config_module
+from repro.config import ConfigError
+
+DATA_DIR, RUNS_DIR, METRICS_DIR, CHECKPOINT_DIR = Path("data"), Path("runs"), Path("metrics"), Path("checkpoints")
+
+
+def _clear_errors(command):
+    """Turns our ConfigError (bad input) into click's one-line error and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+@click.group()
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The parameter file.")
+@click.pass_context
+def main(context: click.Context, params_path: str) -> None:
+    """Regenerates the results of Power et al. (2022), "Grokking"."""
+    context.obj = Path(params_path)
+
+
+def _config(context: click.Context) -> config_module.Config:
+    return config_module.load(context.obj)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.pass_context
+@_clear_errors
+def generate(context: click.Context, names: tuple[str, ...]) -> None:
+    """Writes the operation tables of NAMES (default: every dataset) under data/."""
+    from repro import datasets
+
+    config = _config(context)
+    for name in names or tuple(config.datasets):
+        dataset = datasets.make(config.dataset(name))
+        datasets.write(dataset, DATA_DIR / name)
+        m = dataset.manifest
+        click.echo(f"{DATA_DIR / name}: {m['formula']}, {m['equations']} equations, "
+                   f"{m['train']} train / {m['validation']} validation")
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+@_clear_errors
+def train(context: click.Context, name: str) -> None:
+    """Trains run NAME; writes runs/NAME/ (resumes a killed run from its checkpoint)."""
+    from repro import datasets
+    from repro import train as train_module
+
+    run = _config(context).run(name)
+    dataset = datasets.load(DATA_DIR / run.dataset_name, run.dataset)
+    history = train_module.train(run, dataset, RUNS_DIR / name, CHECKPOINT_DIR / f"{name}.npz")
+    last = history[-1]
+    click.echo(f"{RUNS_DIR / name}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+@_clear_errors
+def evaluate(context: click.Context, name: str) -> None:
+    """Summarizes run NAME's history into metrics/NAME.json."""
+    from repro import evaluate as evaluate_module
+    from repro import files
+
+    _config(context).run(name)
+    metrics = evaluate_module.summarize(evaluate_module.read_history(RUNS_DIR / name))
+    files.write_json(METRICS_DIR / f"{name}.json", metrics)
+    click.echo(f"{METRICS_DIR / name}.json: 99% train at {metrics['updates_to_99_train']}, "
+               f"99% validation at {metrics['updates_to_99_val']}, best val {metrics['best_val_accuracy']:.3f}")
+
+
+@main.command()
+@click.pass_context
+@_clear_errors
+def figures(context: click.Context) -> None:
+    """Draws the paper's figures from the runs named in params.yaml's `figures`."""
+    from repro import figures as figures_module
+
+    config = _config(context)
+    for path in figures_module.curve_figures([RUNS_DIR / name for name in config.figures["curves"]]):
+        click.echo(str(path))
+
+
+@main.command()
+@click.option("--updates", default=0, help="Updates per timing (default: ~3 s worth per model).")
+@click.option("--repeats", default=3, show_default=True, help="Timings per model; the median is reported.")
+@click.option("--model", "model_names", multiple=True, help="Models from params.yaml (default: all).")
+@click.pass_context
+@_clear_errors
+def bench(context: click.Context, updates: int, repeats: int, model_names: tuple[str, ...]) -> None:
+    """Prints training updates per second at batch 512 for each model on this machine.
+
+    Times the compiled update loop alone (x / y mod 97, 50% training data,
+    the paper's AdamW settings), after one call that compiles it.
+    """
+    import tensorflow as tf
+
+    from repro import datasets
+    from repro.config import DatasetConfig, RunConfig, TrainingConfig
+    from repro.train import Trainer
+
+    config = _config(context)
+    dataset_config = DatasetConfig("div", 97, 0.5, 0)
+    dataset = datasets.make(dataset_config)
+    for name in model_names or tuple(config.models):
+        if name not in config.models:
+            raise ConfigError(f"no model named {name!r} in params.yaml; models: {', '.join(config.models)}")
+        run = RunConfig(f"bench_{name}", "bench", dataset_config, config.models[name], TrainingConfig(batch_size=512))
+        trainer = Trainer(run, dataset)
+        trainer.train_chunk(tf.constant(0), tf.constant(2))  # compiles
+        count = updates or (100 if run.model.kind == "transformer" else 3000)
+        rates, start = [], 2
+        for _ in range(repeats):
+            began = time.perf_counter()
+            trainer.train_chunk(tf.constant(start), tf.constant(count))
+            rates.append(count / (time.perf_counter() - began))
+            start += count
+        click.echo(f"{name}: {statistics.median(rates):,.1f} updates/s at batch {trainer.batch_size} "
+                   f"(median of {repeats} x {count} updates; range {min(rates):,.1f}-{max(rates):,.1f})")

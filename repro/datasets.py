@@ -1,0 +1,109 @@
+"""Datasets on disk: `data/<name>/equations.csv` (one equation a row) and `manifest.json`.
+
+The CSV is for people: the symbols a, b, c as written in the table and the
+split ("train" or "validation"). The manifest lists the elements in token
+order, so a symbol's token is its position there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from repro import files
+from repro.config import ConfigError, DatasetConfig
+from repro.tasks import EQUALS_SYMBOL, OPERATOR_SYMBOL, build_table, split_mask
+
+DATA_DIR = Path("data")
+S5_CONVENTION = "a · b = b[a] with permutations as arrays: (a · b)[i] = b[a[i]], apply a then b"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    manifest: dict
+    elements: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    train: np.ndarray  # boolean mask
+
+    @property
+    def num_elements(self) -> int:
+        return len(self.elements)
+
+
+def make(config: DatasetConfig) -> Dataset:
+    """The table of `config.operation` and its seeded split, in memory."""
+    table = build_table(config.operation, config.modulus)
+    train = split_mask(len(table), config.train_fraction, config.seed)
+    manifest = {
+        "operation": config.operation,
+        "formula": table.operation.formula,
+        "modulus": table.modulus,
+        "train_fraction": config.train_fraction,
+        "seed": config.seed,
+        "equations": len(table),
+        "train": int(train.sum()),
+        "validation": int((~train).sum()),
+        "sequence": ["a", OPERATOR_SYMBOL, "b", EQUALS_SYMBOL, "c"],
+        "elements": list(table.elements),
+    }
+    if table.operation.group == "s5":
+        manifest["composition"] = S5_CONVENTION
+    return Dataset(manifest, table.elements, table.a, table.b, table.c, train)
+
+
+def write(dataset: Dataset, out_dir: Path) -> None:
+    """Writes equations.csv and manifest.json to `out_dir`, atomically as a whole."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["a", "b", "c", "split"])
+    names = dataset.elements
+    for a, b, c, is_train in zip(dataset.a, dataset.b, dataset.c, dataset.train):
+        writer.writerow([names[a], names[b], names[c], "train" if is_train else "validation"])
+    with files.atomic_directory(out_dir) as tmp:
+        (tmp / "equations.csv").write_text(text.getvalue(), encoding="utf-8")
+        files.write_json(tmp / "manifest.json", dataset.manifest)
+
+
+def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
+    """Reads a generated dataset; checks it matches `expected` when given."""
+    manifest_path, csv_path = data_dir / "manifest.json", data_dir / "equations.csv"
+    for path in (manifest_path, csv_path):
+        if not path.is_file():
+            raise ConfigError(
+                f"missing data file {path}; generate it first with `repro generate {data_dir.name}` "
+                "(or `dvc repro`)"
+            )
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if expected is not None:
+        stale = {
+            key: (manifest.get(key), getattr(expected, key))
+            for key in ("operation", "train_fraction", "seed")
+            if manifest.get(key) != getattr(expected, key)
+        }
+        if manifest.get("modulus") is not None and manifest["modulus"] != expected.modulus:
+            stale["modulus"] = (manifest["modulus"], expected.modulus)
+        if stale:
+            details = ", ".join(f"{k}: file has {v[0]!r}, params.yaml has {v[1]!r}" for k, v in stale.items())
+            raise ConfigError(
+                f"{data_dir} was generated with other parameters ({details}); "
+                f"regenerate it with `repro generate {data_dir.name}`"
+            )
+    elements = tuple(manifest["elements"])
+    token = {symbol: i for i, symbol in enumerate(elements)}
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        a, b, c = (np.array([token[row[k]] for row in rows], dtype=np.int32) for k in "abc")
+        splits = [row["split"] for row in rows]
+    except (KeyError, TypeError) as error:
+        raise ConfigError(f"{csv_path} is malformed ({error!r}); regenerate it with `repro generate`") from None
+    if set(splits) - {"train", "validation"} or len(rows) != manifest["equations"]:
+        raise ConfigError(f"{csv_path} does not match its manifest; regenerate it with `repro generate`")
+    return Dataset(manifest, elements, a, b, c, np.array([s == "train" for s in splits]))

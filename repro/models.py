@@ -1,0 +1,190 @@
+"""The two models, in the Keras functional API.
+
+`transformer`: the paper's decoder-only transformer (paper-spec §2), as in the
+official code: learned token embedding plus a fixed sinusoidal position
+encoding, post-LayerNorm blocks, causal multi-head attention, a ReLU
+feed-forward layer, no bias in any linear layer, a bias-free output layer over
+the whole vocabulary. Initialisation follows PyTorch's defaults, which the
+official code uses: embeddings N(0, 1), linear weights U(±1/√fan_in).
+
+Only the answer is scored, and it is read at the position of "=", the last
+input. So the last block computes its query, attention output and
+feed-forward for that position alone, while its keys and values still come
+from every position. The logits are exactly those of the full model; the
+work saved is most of the last block.
+
+`mlp`: one hidden layer of ReLU units fed both operands, the answer's class out
+(paper-spec §5).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from repro.config import ModelConfig
+
+SEQUENCE_LENGTH = 4  # a ∘ b =  (the answer c is predicted at "=")
+
+
+def _torch_linear_init() -> keras.initializers.Initializer:
+    # U(-1/√fan_in, 1/√fan_in), PyTorch's nn.Linear default.
+    return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
+
+
+def _dense(units: int, name: str, **kwargs) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units, use_bias=False, kernel_initializer=_torch_linear_init(), name=name, **kwargs
+    )
+
+
+@keras.saving.register_keras_serializable(package="repro")
+class SinusoidalPositionEncoding(keras.layers.Layer):
+    """Adds the official code's fixed encoding: sin(pos/10000^(i/d)) at even i, cos at odd i."""
+
+    def build(self, input_shape):
+        length, width = input_shape[-2], input_shape[-1]
+        position = np.arange(length)[:, None]
+        even = np.arange(width) - np.arange(width) % 2
+        angle = position / 10000 ** (even / width)
+        table = np.where(np.arange(width) % 2 == 0, np.sin(angle), np.cos(angle))
+        self.encoding = ops.convert_to_tensor(table.astype("float32"))
+
+    def call(self, x):
+        return x + self.encoding
+
+
+@keras.saving.register_keras_serializable(package="repro")
+class CausalSelfAttention(keras.layers.Layer):
+    """Multi-head causal self-attention with one fused, bias-free Q/K/V projection.
+
+    Called as `layer(queries, sequence)`: keys and values come from every
+    position of `sequence`; `queries` are its last positions (all of them, or
+    fewer where later positions are not needed).
+    """
+
+    def __init__(self, heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.heads = heads
+
+    def build(self, queries_shape, sequence_shape):
+        width = sequence_shape[-1]
+        self.width = width
+        self.qkv = self.add_weight(
+            shape=(width, 3 * width), initializer=_torch_linear_init(), name="qkv_kernel"
+        )
+        self.output_kernel = self.add_weight(
+            shape=(width, width), initializer=_torch_linear_init(), name="output_kernel"
+        )
+
+    def _split_heads(self, x):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, length, self.heads, self.width // self.heads))
+        return ops.transpose(x, (0, 2, 1, 3))
+
+    def call(self, queries, sequence):
+        width = self.width
+        kv = ops.matmul(sequence, self.qkv[:, width:])
+        q = ops.matmul(queries, self.qkv[:, :width])
+        q, k, v = self._split_heads(q), self._split_heads(kv[..., :width]), self._split_heads(kv[..., width:])
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(width // self.heads)
+        num_queries, length = queries.shape[1], sequence.shape[1]
+        # Query i sits at position (length - num_queries + i) and sees keys up to it.
+        allowed = np.arange(length)[None, :] <= np.arange(length - num_queries, length)[:, None]
+        scores = ops.where(allowed, scores, -1e9)
+        attended = ops.matmul(ops.softmax(scores, axis=-1), v)
+        attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, num_queries, width))
+        return ops.matmul(attended, self.output_kernel)
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads}
+
+
+@keras.saving.register_keras_serializable(package="repro")
+class OperandDense(keras.layers.Layer):
+    """A Dense layer on the concatenated one-hot codes of two operands.
+
+    Computed as the sum of two gathered kernel rows plus the bias, which is the
+    same function without the matrix product over one-hot zeros.
+    """
+
+    def __init__(self, num_elements: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_elements, self.units = num_elements, units
+
+    def build(self, input_shape):
+        fan_in = 2 * self.num_elements
+        self.kernel = self.add_weight(shape=(fan_in, self.units), initializer=_torch_linear_init(), name="kernel")
+        bound = 1 / math.sqrt(fan_in)
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer=keras.initializers.RandomUniform(-bound, bound), name="bias"
+        )
+
+    def call(self, operands):
+        first = ops.take(self.kernel, operands[:, 0], axis=0)
+        second = ops.take(self.kernel, operands[:, 1] + self.num_elements, axis=0)
+        return first + second + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "num_elements": self.num_elements, "units": self.units}
+
+
+def transformer(config: ModelConfig, num_elements: int, answer_only: bool = True) -> keras.Model:
+    """Input: token ids [a, ∘, b, =]; output: logits over the vocabulary at "=".
+
+    `answer_only=False` computes every position through every block, as the
+    official code does; the weights and the logits are the same.
+    """
+    vocab_size = num_elements + 2  # the elements, then ∘ and =
+    tokens = keras.Input(shape=(SEQUENCE_LENGTH,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(
+        vocab_size, config.width, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+        name="token_embedding",
+    )(tokens)
+    x = SinusoidalPositionEncoding(name="position_encoding")(x)
+    for i in range(config.layers):
+        queries = x[:, -1:, :] if answer_only and i == config.layers - 1 else x
+        attended = CausalSelfAttention(config.heads, name=f"block{i}_attention")(queries, x)
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_attention_norm")(queries + attended)
+        f = _dense(config.feedforward, f"block{i}_ffn_in", activation="relu")(h)
+        f = _dense(config.width, f"block{i}_ffn_out")(f)
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{i}_ffn_norm")(h + f)
+    logits = _dense(vocab_size, "output")(x[:, -1, :])
+    return keras.Model(tokens, logits, name="transformer")
+
+
+def mlp(config: ModelConfig, num_elements: int) -> keras.Model:
+    """Input: element ids [a, b]; output: logits over the elements."""
+    operands = keras.Input(shape=(2,), dtype="int32", name="operands")
+    hidden = OperandDense(num_elements, config.hidden, name="hidden")(operands)
+    hidden = keras.layers.ReLU(name="relu")(hidden)
+    bound = 1 / math.sqrt(config.hidden)
+    logits = keras.layers.Dense(
+        num_elements, kernel_initializer=_torch_linear_init(),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound), name="output",
+    )(hidden)
+    return keras.Model(operands, logits, name="mlp")
+
+
+def build(config: ModelConfig, num_elements: int) -> keras.Model:
+    return {"transformer": transformer, "mlp": mlp}[config.kind](config, num_elements)
+
+
+def encode(kind: str, a: np.ndarray, b: np.ndarray, num_elements: int) -> np.ndarray:
+    """The model inputs for equations a ∘ b: token sequences or operand pairs."""
+    if kind == "mlp":
+        return np.stack([a, b], axis=1).astype(np.int32)
+    operator, equals = num_elements, num_elements + 1
+    column = np.ones_like(a)
+    return np.stack([a, operator * column, b, equals * column], axis=1).astype(np.int32)
+
+
+def non_embedding_parameters(model: keras.Model) -> int:
+    """Trainable parameters outside the token embedding (the paper's count, ~4·10⁵)."""
+    return sum(
+        int(np.prod(w.shape)) for layer in model.layers if layer.name != "token_embedding"
+        for w in layer.trainable_weights
+    )

@@ -1,0 +1,235 @@
+"""Training: a compiled loop of many updates per call, log-spaced evaluation, resumable.
+
+One call of `Trainer.train_chunk` runs every update between two log points
+inside one XLA-compiled `tf.while_loop`: no Python runs per update. Minibatches
+come from a fresh shuffle of the training set each epoch, drawn with stateless
+random ops keyed by (seed, epoch), so the batch of update t is the same however
+the run was split into calls, or interrupted and resumed.
+
+Outputs of a run (written together, atomically, when it finishes):
+    history.csv        update, losses, accuracies, global weight norm
+    model.weights.h5   the final weights (Keras format)
+    run.json           parameters, seeds, dataset counts and library versions
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from repro import determinism, files, models
+from repro.config import RunConfig
+from repro.datasets import Dataset
+
+HISTORY_COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
+
+
+def log_schedule(updates: int, points: int) -> list[int]:
+    """Updates after which to evaluate: 0, then `points` log-spaced steps up to `updates`."""
+    spaced = np.unique(np.round(np.geomspace(1, updates, num=points)).astype(int))
+    return [0, *spaced.tolist()]
+
+
+def batch_size(run: RunConfig, num_train: int) -> int:
+    """The paper's minibatch: min(batch_size, half the training set)."""
+    return max(1, min(run.training.batch_size, num_train // 2))
+
+
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """lr · min(1, update / warmup): as the official code, the first update has lr 0."""
+
+    def __init__(self, learning_rate: float, warmup_updates: int):
+        self.learning_rate, self.warmup_updates = learning_rate, warmup_updates
+
+    def __call__(self, step):
+        if self.warmup_updates == 0:
+            return keras.ops.convert_to_tensor(self.learning_rate)
+        fraction = keras.ops.cast(step, "float32") / self.warmup_updates
+        return self.learning_rate * keras.ops.minimum(1.0, fraction)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_updates": self.warmup_updates}
+
+
+def _cross_entropy(labels, logits):
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+
+class Trainer:
+    """A model, its optimiser and the compiled functions that train and evaluate it."""
+
+    def __init__(self, run: RunConfig, dataset: Dataset):
+        determinism.configure(run.training.seed)
+        kind = run.model.kind
+        inputs = models.encode(kind, dataset.a, dataset.b, dataset.num_elements)
+        self.x_train = tf.constant(inputs[dataset.train])
+        self.y_train = tf.constant(dataset.c[dataset.train])
+        self.x_val = tf.constant(inputs[~dataset.train])
+        self.y_val = tf.constant(dataset.c[~dataset.train])
+        self.num_train = int(dataset.train.sum())
+        self.batch_size = batch_size(run, self.num_train)
+        self.batches_per_epoch = self.num_train // self.batch_size
+        self.seed = run.training.seed
+
+        self.model = models.build(run.model, dataset.num_elements)
+        t = run.training
+        # Keras' AdamW decays every trainable variable by lr·wd·w, as the official code does.
+        self.optimizer = keras.optimizers.AdamW(
+            learning_rate=LinearWarmup(t.learning_rate, t.warmup_updates),
+            weight_decay=t.weight_decay, beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon,
+        )
+        self.optimizer.build(self.model.trainable_variables)
+        self.train_chunk = tf.function(self._train_chunk, jit_compile=True)
+        self.evaluate = tf.function(self._evaluate, jit_compile=True)
+
+    def _permutation(self, epoch):
+        keys = tf.random.stateless_uniform([self.num_train], seed=tf.stack([self.seed, epoch]))
+        return tf.argsort(keys, stable=True)
+
+    def _train_chunk(self, start, count):
+        """Runs updates start, start+1, ..., start+count-1."""
+        variables = self.model.trainable_variables
+        size, per_epoch = self.batch_size, self.batches_per_epoch
+
+        def update(step, order):
+            position = step % per_epoch
+            order = tf.cond(position == 0, lambda: self._permutation(step // per_epoch), lambda: order)
+            batch = tf.slice(order, [position * size], [size])
+            with tf.GradientTape() as tape:
+                logits = self.model(tf.gather(self.x_train, batch), training=True)
+                loss = _cross_entropy(tf.gather(self.y_train, batch), logits)
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            return step + 1, order
+
+        tf.while_loop(
+            lambda step, order: step < start + count,
+            update,
+            (start, self._permutation(start // per_epoch)),
+        )
+
+    def _evaluate(self):
+        """[train loss, train accuracy, val loss, val accuracy, global weight norm]."""
+        values = []
+        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val)):
+            logits = self.model(x, training=False)
+            correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y)
+            values += [_cross_entropy(y, logits), tf.reduce_mean(tf.cast(correct, tf.float32))]
+        squares = [tf.reduce_sum(tf.square(w)) for w in self.model.trainable_variables]
+        values.append(tf.sqrt(tf.add_n(squares)))
+        return tf.stack(values)
+
+    # --- checkpoints ---------------------------------------------------------
+
+    def state(self) -> list[np.ndarray]:
+        return [np.asarray(v) for v in [*self.model.weights, *self.optimizer.variables]]
+
+    def restore(self, arrays: list[np.ndarray]) -> None:
+        targets = [*self.model.weights, *self.optimizer.variables]
+        if len(arrays) != len(targets):
+            raise ValueError("checkpoint does not match the model; delete it to start afresh")
+        for variable, value in zip(targets, arrays):
+            variable.assign(value)
+
+
+def _save_checkpoint(path: Path, fingerprint: str, history: list[list[float]], state: list[np.ndarray]) -> None:
+    arrays = {f"state_{i}": a for i, a in enumerate(state)}
+    with files.atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, fingerprint=np.array(fingerprint), history=np.array(history, dtype=np.float64), **arrays)
+
+
+def _load_checkpoint(path: Path, fingerprint: str):
+    """(history, state) from a checkpoint of this very configuration, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as saved:
+            if str(saved["fingerprint"]) != fingerprint:
+                return None
+            state = [saved[f"state_{i}"] for i in range(len(saved.files) - 2)]
+            return saved["history"].tolist(), state
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: start afresh rather than trust it
+
+
+def _history_csv(history: list[list[float]]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for row in history:
+        writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
+    return text.getvalue()
+
+
+def provenance(run: RunConfig, dataset: Dataset, trainer: Trainer) -> dict:
+    return {
+        "run": run.to_dict(),
+        "fingerprint": run.fingerprint(),
+        "seeds": {"training": run.training.seed, "split": run.dataset.seed},
+        "batch_size": trainer.batch_size,
+        "dataset": {k: dataset.manifest[k] for k in ("operation", "formula", "modulus", "equations", "train", "validation")},
+        "parameters": {
+            "trainable": int(sum(np.prod(w.shape) for w in trainer.model.trainable_weights)),
+            "non_embedding": models.non_embedding_parameters(trainer.model),
+        },
+        "determinism": determinism.settings(),
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "platform": {"system": platform.system(), "machine": platform.machine()},
+    }
+
+
+def _report(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def train(run: RunConfig, dataset: Dataset, out_dir: Path, checkpoint: Path) -> list[list[float]]:
+    """Trains `run` on `dataset`, resuming from `checkpoint` if it holds this run's state."""
+    trainer = Trainer(run, dataset)
+    fingerprint = run.fingerprint()
+    schedule = log_schedule(run.training.updates, run.training.log_points)
+
+    resumed = _load_checkpoint(checkpoint, fingerprint)
+    if resumed is None:
+        history = [[0.0, *trainer.evaluate().numpy().tolist()]]
+    else:
+        history, state = resumed
+        trainer.restore(state)
+        _report(f"{run.name}: resuming from update {int(history[-1][0])} ({checkpoint})")
+
+    started = last_checkpoint = last_report = time.monotonic()
+    first_update = int(history[-1][0])
+    for previous, target in zip(schedule, schedule[1:]):
+        if target <= first_update:
+            continue
+        trainer.train_chunk(tf.constant(previous, tf.int32), tf.constant(target - previous, tf.int32))
+        history.append([float(target), *trainer.evaluate().numpy().tolist()])
+        now = time.monotonic()
+        if now - last_checkpoint >= run.training.checkpoint_seconds and target < run.training.updates:
+            _save_checkpoint(checkpoint, fingerprint, history, trainer.state())
+            last_checkpoint = now
+        if now - last_report >= 10 or target == run.training.updates:
+            rate = (target - first_update) / max(now - started, 1e-9)
+            _report(
+                f"{run.name}: update {target}/{run.training.updates}, {rate:.1f} updates/s, "
+                f"train acc {history[-1][2]:.3f}, val acc {history[-1][4]:.3f}"
+            )
+            last_report = now
+
+    with files.atomic_directory(out_dir) as tmp:
+        (tmp / "history.csv").write_text(_history_csv(history), encoding="utf-8")
+        trainer.model.save_weights(tmp / "model.weights.h5")
+        files.write_json(tmp / "run.json", provenance(run, dataset, trainer))
+    checkpoint.unlink(missing_ok=True)
+    return history

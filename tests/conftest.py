@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny parameter file and a way to run `repro` in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params(**run_overrides) -> dict:
+    """Small enough to train in seconds: x + y mod 23, the MLP, a few hundred updates."""
+    return {
+        "datasets": {"add_23": {"operation": "add", "modulus": 23, "train_fraction": 0.5, "seed": 0}},
+        "models": {"mlp": {"kind": "mlp", "hidden": 32}},
+        "training": {"learning_rate": 0.01, "weight_decay": 1.0, "updates": 300, "log_points": 20,
+                     "checkpoint_seconds": 0},
+        "runs": {"tiny": {"dataset": "add_23", "model": "mlp", **run_overrides}},
+        "figures": {"curves": ["tiny"]},
+    }
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A scratch working directory holding a tiny params.yaml."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def repro(*args: str, cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Runs `python -m repro ARGS` in its own process, as DVC would."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "repro", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"repro {' '.join(args)} failed:\n{result.stderr}")
+    return result

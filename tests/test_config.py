@@ -1,0 +1,64 @@
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, tiny_params
+from repro import config
+from repro.config import ConfigError
+
+
+def test_the_shipped_params_file_is_valid():
+    cfg = config.load(REPO / "params.yaml")
+    assert set(cfg.figures["curves"]) <= set(cfg.runs)
+    transformer = cfg.run("transformer_div")
+    assert transformer.training.weight_decay == 1.0 and transformer.training.beta_2 == 0.98
+
+
+def test_run_overrides_sit_on_the_training_defaults():
+    run = config.parse(tiny_params(learning_rate=0.003)).run("tiny")
+    assert run.training.learning_rate == 0.003
+    assert run.training.weight_decay == 1.0  # from `training`
+
+
+def test_fingerprint_changes_with_results_not_with_checkpoint_cadence():
+    base = config.parse(tiny_params()).run("tiny")
+    assert base.fingerprint() == config.parse(tiny_params(checkpoint_seconds=99)).run("tiny").fingerprint()
+    assert base.fingerprint() != config.parse(tiny_params(seed=1)).run("tiny").fingerprint()
+
+
+def _broken(edit):
+    raw = copy.deepcopy(tiny_params())
+    edit(raw)
+    return raw
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda r: r["training"].update(updates="ten"), r"training.updates must be an integer, got 'ten'"),
+    (lambda r: r["training"].update(learning_rate=-1), r"learning_rate must be positive"),
+    (lambda r: r["training"].update(beta_2=1.0), r"beta_2 must lie in \[0, 1\)"),
+    (lambda r: r["training"].update(lerning_rate=0.1), r"unknown key\(s\) lerning_rate"),
+    (lambda r: r["datasets"]["add_23"].update(operation="pow"), r"unknown operation 'pow'"),
+    (lambda r: r["datasets"]["add_23"].update(train_fraction=1.0), r"strictly between 0 and 1"),
+    (lambda r: r["datasets"]["add_23"].update(operation="div", modulus=24), r"modulus 24 is not prime"),
+    (lambda r: r["runs"]["tiny"].update(dataset="nope"), r"'nope' is not in datasets"),
+    (lambda r: r["runs"]["tiny"].pop("model"), r"missing required key 'model'"),
+    (lambda r: r["models"]["mlp"].update(kind="cnn"), r"kind must be 'transformer' or 'mlp'"),
+    (lambda r: r.pop("training"), r"missing section 'training'"),
+    (lambda r: r["figures"].update(curves=["ghost"]), r"unknown run\(s\) ghost"),
+])
+def test_mistakes_are_named_with_their_key(edit, message):
+    with pytest.raises(ConfigError, match=message):
+        config.parse(_broken(edit))
+
+
+def test_unparsable_yaml_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("runs: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(path)
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(tmp_path / "params.yaml")
