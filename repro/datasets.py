@@ -55,7 +55,8 @@ def make(config: DatasetConfig) -> Dataset:
     }
     if table.operation.group == "s5":
         manifest["composition"] = S5_CONVENTION
-    return Dataset(manifest, table.elements, table.a, table.b, table.c, train)
+    a, b, c = (column.astype(np.int32) for column in (table.a, table.b, table.c))
+    return Dataset(manifest, table.elements, a, b, c, train)
 
 
 def write(dataset: Dataset, out_dir: Path) -> None:

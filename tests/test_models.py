@@ -1,0 +1,45 @@
+import numpy as np
+
+from repro import determinism, models
+from repro.config import ModelConfig
+
+
+def test_transformer_has_the_papers_size():
+    model = models.build(ModelConfig("transformer"), num_elements=97)
+    # 2 blocks x (QKV 3·128² + output 128² + FFN 2·128·512 + 2 LayerNorms 2·2·128) + output layer 128·99
+    assert models.non_embedding_parameters(model) == 2 * (3 * 128**2 + 128**2 + 2 * 128 * 512 + 4 * 128) + 128 * 99
+    assert 3.5e5 < models.non_embedding_parameters(model) < 4.5e5
+    assert not any("bias" in w.path for w in model.weights if "norm" not in w.path)
+
+
+def test_answer_only_last_block_gives_exactly_the_full_models_logits():
+    determinism.configure(0)
+    config = ModelConfig("transformer")
+    fast = models.transformer(config, 97, answer_only=True)
+    full = models.transformer(config, 97, answer_only=False)
+    full.set_weights(fast.get_weights())
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 97, 64), rng.integers(0, 97, 64)
+    tokens = models.encode("transformer", a, b, 97)
+    np.testing.assert_allclose(fast(tokens).numpy(), full(tokens).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_is_causal():
+    determinism.configure(0)
+    model = models.transformer(ModelConfig("transformer", layers=1), 97, answer_only=False)
+    probe = __import__("keras").Model(model.input, model.get_layer("block0_attention").output)
+    tokens = models.encode("transformer", np.array([1, 1]), np.array([2, 50]), 97)
+    out = probe(tokens).numpy()
+    np.testing.assert_array_equal(out[0, :2], out[1, :2])  # positions before b do not see b
+    assert not np.allclose(out[0, 2:], out[1, 2:])
+
+
+def test_mlp_hidden_layer_is_a_dense_layer_on_one_hot_operands():
+    determinism.configure(0)
+    model = models.build(ModelConfig("mlp", hidden=16), num_elements=11)
+    a, b = np.array([0, 3, 10]), np.array([5, 3, 0])
+    kernel, bias = model.get_layer("hidden").get_weights()
+    one_hot = np.concatenate([np.eye(11)[a], np.eye(11)[b]], axis=1)
+    hidden = model.get_layer("hidden")(models.encode("mlp", a, b, 11)).numpy()
+    np.testing.assert_allclose(hidden, one_hot @ kernel + bias, rtol=1e-6)
+    assert model.output.shape[-1] == 11
