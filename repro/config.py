@@ -221,7 +221,9 @@ def parse(raw: Any) -> Config:
         runs[name] = RunConfig(name, dataset_name, datasets[dataset_name], models[model_name], training)
 
     figures = {}
-    for name, value in _mapping("figures", raw["figures"]).items():
+    if "curves" not in _mapping("figures", raw["figures"]):
+        raise ConfigError("figures: missing key 'curves' (the runs drawn in Figure 1 left and Figure 4)")
+    for name, value in raw["figures"].items():
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"figures.{name} must be a list of run names, got {value!r}")
         missing = [v for v in value if v not in runs]

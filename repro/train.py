@@ -106,7 +106,10 @@ class Trainer:
             with tf.GradientTape() as tape:
                 logits = self.model(tf.gather(self.x_train, batch), training=True)
                 loss = _cross_entropy(tf.gather(self.y_train, batch), logits)
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            # The embedding-style gathers give sparse gradients; AdamW's moments are dense
+            # anyway, and one dense conversion here is cheaper than Keras' sparse path.
+            gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+            self.optimizer.apply(gradients, variables)
             return step + 1, order
 
         tf.while_loop(

@@ -72,3 +72,19 @@ def test_evaluate_without_history_fails_cleanly(workdir):
     result = _invoke("evaluate", "tiny")
     assert result.exit_code != 0 and "repro train tiny" in result.output
     assert _leftovers(workdir) == []
+
+
+def test_tiny_pipeline_end_to_end(workdir):
+    for args in (("generate",), ("train", "tiny"), ("evaluate", "tiny"), ("figures",)):
+        result = _invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+    metrics = json.loads((workdir / "metrics/tiny.json").read_text())
+    assert metrics["updates"] == 300
+    assert set(metrics) >= {"updates_to_99_train", "updates_to_99_val", "best_val_accuracy", "final"}
+    record = json.loads((workdir / "runs/tiny/run.json").read_text())
+    assert record["run"]["training"]["seed"] == 0 and record["versions"]["tensorflow"]
+    figures = {name: (workdir / "figures" / name).read_bytes() for name in ("fig1_left_accuracy.png", "fig4_loss.png")}
+    assert all(data.startswith(b"\x89PNG") for data in figures.values())
+    assert _invoke("figures").exit_code == 0
+    assert figures == {name: (workdir / "figures" / name).read_bytes() for name in figures}  # same bytes again
+    assert not list(workdir.rglob(".*.tmp*"))  # no temporaries left behind
