@@ -19,7 +19,6 @@ from repro import files
 from repro.config import ConfigError, DatasetConfig
 from repro.tasks import EQUALS_SYMBOL, OPERATOR_SYMBOL, build_table, split_mask
 
-DATA_DIR = Path("data")
 S5_CONVENTION = "a · b = b[a] with permutations as arrays: (a · b)[i] = b[a[i]], apply a then b"
 
 
