@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from repro.tasks import check_operation
+from repro.tasks import check_fraction, check_operation
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -150,10 +150,7 @@ def _positive(where: str, value: float) -> None:
 def _check_dataset(where: str, d: DatasetConfig) -> None:
     try:
         check_operation(d.operation, d.modulus)
-        if not 0.0 < d.train_fraction < 1.0:
-            raise ValueError(
-                f"train_fraction must lie strictly between 0 and 1, got {d.train_fraction!r}"
-            )
+        check_fraction(d.train_fraction)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
 

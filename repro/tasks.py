@@ -145,14 +145,18 @@ def build_table(key: str, modulus: int = 97) -> Table:
     return Table(operation, modulus, elements, x, y, c)
 
 
+def check_fraction(train_fraction: float) -> None:
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
+
+
 def split_mask(num_equations: int, train_fraction: float, seed: int) -> np.ndarray:
     """A boolean mask, True for training equations.
 
     The order comes from one seeded permutation, so for the same seed a smaller
     fraction's training set is a subset of a larger one's.
     """
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
+    check_fraction(train_fraction)
     num_train = int(round(train_fraction * num_equations))
     if not 0 < num_train < num_equations:
         raise ValueError(

@@ -87,8 +87,8 @@ class Trainer:
             weight_decay=t.weight_decay, beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon,
         )
         self.optimizer.build(self.model.trainable_variables)
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=True)
-        self.evaluate = tf.function(self._evaluate, jit_compile=True)
+        self.train_chunk = tf.function(self._train_chunk, jit_compile=determinism.JIT_COMPILE)
+        self.evaluate = tf.function(self._evaluate, jit_compile=determinism.JIT_COMPILE)
 
     def _permutation(self, epoch):
         keys = tf.random.stateless_uniform([self.num_train], seed=tf.stack([self.seed, epoch]))
