@@ -18,8 +18,7 @@ import click
 
 from repro import config as config_module
 from repro.config import ConfigError
-
-DATA_DIR, RUNS_DIR, METRICS_DIR, CHECKPOINT_DIR = Path("data"), Path("runs"), Path("metrics"), Path("checkpoints")
+from repro.files import CHECKPOINT_DIR, DATA_DIR, METRICS_DIR, REPORT_DIR, RUNS_DIR
 
 
 def _clear_errors(command):
@@ -75,7 +74,10 @@ def train(context: click.Context, name: str) -> None:
     from repro import train as train_module
 
     run = _config(context).run(name)
-    dataset = datasets.load(DATA_DIR / run.dataset_name, run.dataset)
+    if run.dataset_name is None:  # a sweep member: its split is cheap to make, and recorded in run.json
+        dataset = datasets.make(run.dataset)
+    else:
+        dataset = datasets.load(DATA_DIR / run.dataset_name, run.dataset)
     history = train_module.train(run, dataset, RUNS_DIR / name, CHECKPOINT_DIR / f"{name}.npz")
     last = history[-1]
     click.echo(f"{RUNS_DIR / name}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
@@ -86,27 +88,62 @@ def train(context: click.Context, name: str) -> None:
 @click.pass_context
 @_clear_errors
 def evaluate(context: click.Context, name: str) -> None:
-    """Summarizes run NAME's history into metrics/NAME.json."""
+    """Summarizes run or sweep NAME into metrics/NAME.json."""
     from repro import evaluate as evaluate_module
     from repro import files
 
-    _config(context).run(name)
-    metrics = evaluate_module.summarize(evaluate_module.read_history(RUNS_DIR / name))
+    config = _config(context)
+    if name in config.sweeps:
+        metrics = evaluate_module.summarize_sweep(config.sweeps[name], config.runs, RUNS_DIR)
+        files.write_json(METRICS_DIR / f"{name}.json", metrics)
+        click.echo(f"{METRICS_DIR / name}.json: {len(metrics['runs'])} runs")
+        return
+    metrics = evaluate_module.summarize_run(config.run(name), RUNS_DIR / name)
     files.write_json(METRICS_DIR / f"{name}.json", metrics)
     click.echo(f"{METRICS_DIR / name}.json: 99% train at {metrics['updates_to_99_train']}, "
                f"99% validation at {metrics['updates_to_99_val']}, best val {metrics['best_val_accuracy']:.3f}")
 
 
+FIGURES = ("curves", "table", "fractions", "interventions", "operations", "embeddings")
+
+
 @main.command()
+@click.argument("names", nargs=-1, type=click.Choice(FIGURES))
 @click.pass_context
 @_clear_errors
-def figures(context: click.Context) -> None:
-    """Draws the paper's figures from the runs named in params.yaml's `figures`."""
+def figures(context: click.Context, names: tuple[str, ...]) -> None:
+    """Draws figures NAMES (default: all) from the runs and sweeps named in params.yaml's `figures`.
+
+    curves: Figure 1 (left) and 4; table: Figure 1 (right); fractions: Figure 1 (center);
+    interventions: Figure 2 (left); operations: Figure 2 (right); embeddings: Figure 3.
+    """
     from repro import figures as figures_module
 
     config = _config(context)
-    for path in figures_module.curve_figures([RUNS_DIR / name for name in config.figures["curves"]]):
-        click.echo(str(path))
+    for name in names or FIGURES:
+        for path in figures_module.draw(config, name):
+            click.echo(str(path))
+
+
+@main.command()
+@click.pass_context
+@_clear_errors
+def claims(context: click.Context) -> None:
+    """Writes reports/claims.md and reports/claims.json: each claim of the paper with a computed verdict."""
+    from repro import claims as claims_module
+    from repro import evaluate as evaluate_module
+    from repro import files
+
+    config = _config(context)
+    f = config.figures
+    metrics = {key: evaluate_module.read_metrics(METRICS_DIR / f"{name}.json") for key, name in (
+        ("curves_run", f.curves[0]), ("fractions", f.fractions), ("interventions", f.interventions),
+        ("operations", f.operations), ("embeddings", "embeddings"))}
+    found = claims_module.assess(**metrics)
+    files.write_text(REPORT_DIR / "claims.md", claims_module.to_markdown(found, f"scale `{config.scale}`"))
+    files.write_json(REPORT_DIR / "claims.json", claims_module.to_json(found))
+    for claim in found:
+        click.echo(f"{claim.id}: {claim.verdict}")
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,18 @@ class TrainingConfig:
     log_points: int = 120  # evaluations, log-spaced over the updates
     seed: int = 0
     checkpoint_seconds: float = 60.0  # wall time between resumable checkpoints
+    # The interventions of Figure 2 (left), paper-spec §3. All off by default.
+    full_batch: bool = False  # every update sees the whole training set
+    dropout: float = 0.0  # residual dropout (transformer) or hidden-unit dropout (mlp)
+    update_noise: float = 0.0  # std of Gaussian noise added to every weight after each update
+    weight_noise: float = 0.0  # std of Gaussian noise on the weights in each training forward pass
+    decay_towards: str = "zero"  # weight decay pulls towards "zero" or towards the "init"ial weights
 
 
 @dataclass(frozen=True)
 class RunConfig:
     name: str
-    dataset_name: str
+    dataset_name: str | None  # the dataset under data/; None for sweep members, built in memory
     dataset: DatasetConfig
     model: ModelConfig
     training: TrainingConfig
@@ -83,16 +90,53 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """A grid of runs: operations × fractions × seeds × interventions.
+
+    Member `op-fraction-seed-intervention` is the run `<sweep>/op-fraction-seed-intervention`,
+    with outputs in runs/<sweep>/op-fraction-seed-intervention/, the name dvc.yaml builds
+    from the same lists. The seed sets both the split and the training seed.
+    """
+
+    name: str
+    model: str
+    modulus: int
+    operations: tuple[str, ...]
+    fractions: tuple[float, ...]
+    seeds: tuple[int, ...]
+    interventions: tuple[str, ...]
+    members: tuple[str, ...]  # run names, in grid order
+
+
+@dataclass(frozen=True)
+class FiguresConfig:
+    curves: tuple[str, ...]  # runs of Figure 1 (left) and Figure 4
+    table: str  # the dataset drawn as Figure 1 (right)
+    fractions: str  # the sweep of Figure 1 (center)
+    interventions: str  # the sweep of Figure 2 (left)
+    operations: str  # the sweep of Figure 2 (right)
+    embeddings: tuple[str, ...]  # Figure 3: an S5 run, then modular addition with and without weight decay
+
+
+@dataclass(frozen=True)
 class Config:
+    scale: str  # "laptop" or "paper": which budgets this file holds (README, "Two scales")
     datasets: dict[str, DatasetConfig]
     models: dict[str, ModelConfig]
-    runs: dict[str, RunConfig]
-    figures: dict[str, list[str]]
+    runs: dict[str, RunConfig]  # named runs and every sweep member
+    sweeps: dict[str, SweepConfig]
+    interventions: dict[str, dict[str, Any]]
+    figures: FiguresConfig
 
     def run(self, name: str) -> RunConfig:
         if name not in self.runs:
             raise ConfigError(f"no run named {name!r} in params.yaml; runs: {', '.join(self.runs)}")
         return self.runs[name]
+
+    def sweep(self, name: str) -> SweepConfig:
+        if name not in self.sweeps:
+            raise ConfigError(f"no sweep named {name!r} in params.yaml; sweeps: {', '.join(self.sweeps)}")
+        return self.sweeps[name]
 
     def dataset(self, name: str) -> DatasetConfig:
         if name not in self.datasets:
@@ -104,13 +148,13 @@ class Config:
 
 # --- validation -------------------------------------------------------------
 
-_TYPES = {int: "an integer", float: "a number", str: "a string"}
+_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def _value(where: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
         raise ConfigError(f"{where} must be {_TYPES[kind]}, got {value!r}")
     return value
 
@@ -137,7 +181,7 @@ def _dataclass(cls: type, where: str, raw: dict[str, Any], defaults: dict[str, A
             if field.default is dataclasses.MISSING:
                 raise ConfigError(f"{where}: missing required key {name!r}")
             continue
-        kind = {"int": int, "float": float, "str": str}[field.type]
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[field.type]
         kwargs[name] = _value(f"{where}.{name}", values[name], kind)
     return cls(**kwargs)
 
@@ -167,18 +211,101 @@ def _check_model(where: str, m: ModelConfig) -> None:
 def _check_training(where: str, t: TrainingConfig) -> None:
     for name in ("learning_rate", "epsilon", "batch_size", "updates", "log_points"):
         _positive(f"{where}.{name}", getattr(t, name))
-    for name in ("weight_decay", "warmup_updates", "seed", "checkpoint_seconds"):
+    for name in ("weight_decay", "warmup_updates", "seed", "checkpoint_seconds", "update_noise", "weight_noise"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{where}.{name} must not be negative, got {getattr(t, name)!r}")
+    if not 0.0 <= t.dropout < 1.0:
+        raise ConfigError(f"{where}.dropout must lie in [0, 1), got {t.dropout!r}")
+    if t.decay_towards not in ("zero", "init"):
+        raise ConfigError(f"{where}.decay_towards must be 'zero' or 'init', got {t.decay_towards!r}")
     for name in ("beta_1", "beta_2"):
         if not 0.0 <= getattr(t, name) < 1.0:
             raise ConfigError(f"{where}.{name} must lie in [0, 1), got {getattr(t, name)!r}")
 
 
+def _list(where: str, value: Any, kind: type) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a non-empty list, got {value!r}")
+    items = tuple(_value(f"{where}[{i}]", v, kind) for i, v in enumerate(value))
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{where} lists an item twice: {value!r}")
+    return items
+
+
+def _one_of(where: str, name: Any, known: dict, what: str) -> str:
+    if name not in known:
+        raise ConfigError(f"{where}: {name!r} is not in {what} ({', '.join(known)})")
+    return name
+
+
+def _run(name, dataset_name, dataset, model, overrides, defaults) -> RunConfig:
+    training = _dataclass(TrainingConfig, f"runs.{name}", overrides, defaults)
+    _check_training(f"runs.{name}", training)
+    return RunConfig(name, dataset_name, dataset, model, training)
+
+
+def member_name(operation: str, fraction: float, seed: int, intervention: str) -> str:
+    """A sweep member's name; dvc.yaml writes the same from the matrix values."""
+    return f"{operation}-{fraction}-{seed}-{intervention}"
+
+
+def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dict[str, RunConfig]]:
+    where = f"sweeps.{name}"
+    raw = _mapping(where, raw)
+    keys = ("model", "modulus", "operations", "fractions", "seeds", "interventions", "training")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}")
+    missing = [k for k in keys if k not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    model = _one_of(f"{where}.model", raw["model"], models, "models")
+    modulus = _value(f"{where}.modulus", raw["modulus"], int)
+    operations = _list(f"{where}.operations", raw["operations"], str)
+    fractions = _list(f"{where}.fractions", raw["fractions"], float)
+    seeds = _list(f"{where}.seeds", raw["seeds"], int)
+    chosen = _list(f"{where}.interventions", raw["interventions"], str)
+    for intervention in chosen:
+        _one_of(f"{where}.interventions", intervention, interventions, "interventions")
+    sweep_training = {**defaults, **_mapping(f"{where}.training", raw["training"])}
+    runs = {}
+    for operation, fraction, seed, intervention in itertools.product(operations, fractions, seeds, chosen):
+        dataset = DatasetConfig(operation, modulus, fraction, seed)
+        _check_dataset(where, dataset)
+        run_name = f"{name}/{member_name(operation, fraction, seed, intervention)}"
+        overrides = {**interventions[intervention], "seed": seed}
+        runs[run_name] = _run(run_name, None, dataset, models[model], overrides, sweep_training)
+    sweep = SweepConfig(name, model, modulus, operations, fractions, seeds, chosen, tuple(runs))
+    return sweep, runs
+
+
+def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
+    raw = _mapping("figures", raw)
+    fields = [f.name for f in dataclasses.fields(FiguresConfig)]
+    unknown, missing = sorted(set(raw) - set(fields)), [f for f in fields if f not in raw]
+    if unknown or missing:
+        raise ConfigError(f"figures: unknown key(s) {unknown} / missing key(s) {missing}; expected: {', '.join(fields)}")
+    curves = _list("figures.curves", raw["curves"], str)
+    embeddings = _list("figures.embeddings", raw["embeddings"], str)
+    if len(embeddings) != 3:
+        raise ConfigError("figures.embeddings must name 3 runs: S5, then x+y with and without weight decay")
+    for run in (*curves, *embeddings):
+        _one_of("figures", run, runs, "runs")
+    operations = [runs[name].dataset.operation for name in embeddings]
+    if operations[0] not in ("s5_mul", "s5_conj", "s5_xyx") or operations[1:] != ["add", "add"]:
+        raise ConfigError(f"figures.embeddings must name an S5 run, then two x + y runs; got operations {operations}")
+    return FiguresConfig(
+        curves=curves,
+        table=_one_of("figures.table", raw["table"], datasets, "datasets"),
+        **{k: _one_of(f"figures.{k}", raw[k], sweeps, "sweeps") for k in ("fractions", "interventions", "operations")},
+        embeddings=embeddings,
+    )
+
+
 def parse(raw: Any) -> Config:
     """Validates the parsed YAML of params.yaml and returns the Config."""
     raw = _mapping("params.yaml", raw)
-    sections = ("datasets", "models", "training", "runs", "figures")
+    sections = ("scale", "datasets", "models", "training", "interventions", "runs", "sweeps", "figures")
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"params.yaml: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sections)}")
@@ -201,6 +328,12 @@ def parse(raw: Any) -> Config:
     defaults = _mapping("training", raw["training"])
     _check_training("training", _dataclass(TrainingConfig, "training", defaults))
 
+    interventions = {}
+    for name, value in _mapping("interventions", raw["interventions"]).items():
+        where = f"interventions.{name}"
+        interventions[name] = dict(_mapping(where, value or {}))
+        _check_training(where, _dataclass(TrainingConfig, where, interventions[name], defaults))
+
     runs = {}
     for name, value in _mapping("runs", raw["runs"]).items():
         where = f"runs.{name}"
@@ -208,26 +341,20 @@ def parse(raw: Any) -> Config:
         for key in ("dataset", "model"):
             if key not in value:
                 raise ConfigError(f"{where}: missing required key {key!r}")
-        dataset_name, model_name = value.pop("dataset"), value.pop("model")
-        if dataset_name not in datasets:
-            raise ConfigError(f"{where}.dataset: {dataset_name!r} is not in datasets ({', '.join(datasets)})")
-        if model_name not in models:
-            raise ConfigError(f"{where}.model: {model_name!r} is not in models ({', '.join(models)})")
-        training = _dataclass(TrainingConfig, where, value, defaults)
-        _check_training(where, training)
-        runs[name] = RunConfig(name, dataset_name, datasets[dataset_name], models[model_name], training)
+        dataset_name = _one_of(f"{where}.dataset", value.pop("dataset"), datasets, "datasets")
+        model_name = _one_of(f"{where}.model", value.pop("model"), models, "models")
+        runs[name] = _run(name, dataset_name, datasets[dataset_name], models[model_name], value, defaults)
 
-    figures = {}
-    if "curves" not in _mapping("figures", raw["figures"]):
-        raise ConfigError("figures: missing key 'curves' (the runs drawn in Figure 1 left and Figure 4)")
-    for name, value in raw["figures"].items():
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"figures.{name} must be a list of run names, got {value!r}")
-        missing = [v for v in value if v not in runs]
-        if missing:
-            raise ConfigError(f"figures.{name}: unknown run(s) {', '.join(missing)}; runs: {', '.join(runs)}")
-        figures[name] = value
-    return Config(datasets, models, runs, figures)
+    sweeps = {}
+    for name, value in _mapping("sweeps", raw["sweeps"]).items():
+        if name in runs:
+            raise ConfigError(f"sweeps.{name}: a run has the same name; rename one of them")
+        sweeps[name], members = _sweep(name, value, models, interventions, defaults)
+        runs.update(members)
+
+    figures = _figures(raw["figures"], datasets, runs, sweeps)
+    scale = _value("scale", raw["scale"], str)
+    return Config(scale, datasets, models, runs, sweeps, interventions, figures)
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Config:

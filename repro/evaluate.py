@@ -7,21 +7,24 @@ a few percent of the update count.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from repro.config import ConfigError
-from repro.train import HISTORY_COLUMNS
+from repro.config import ConfigError, RunConfig, SweepConfig
+
+HISTORY_COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
 
 THRESHOLD = 0.99
 NOT_REACHED = "not reached"
 
 
-def read_history(run_dir: Path) -> pd.DataFrame:
+def read_history(run_dir: Path, name: str | None = None) -> pd.DataFrame:
     path = run_dir / "history.csv"
     if not path.is_file():
-        raise ConfigError(f"missing training history {path}; train the run first with `repro train {run_dir.name}`")
+        raise ConfigError(f"missing training history {path}; train the run first with `repro train {name or run_dir.name}`")
     history = pd.read_csv(path)
     if list(history.columns) != HISTORY_COLUMNS or history.empty:
         raise ConfigError(f"{path} is not a training history (columns {HISTORY_COLUMNS}); retrain the run")
@@ -31,6 +34,19 @@ def read_history(run_dir: Path) -> pd.DataFrame:
 def first_reached(history: pd.DataFrame, column: str, threshold: float = THRESHOLD) -> int | str:
     reached = history.loc[history[column] >= threshold, "update"]
     return int(reached.iloc[0]) if len(reached) else NOT_REACHED
+
+
+def descents(values, rise: float = 0.2) -> int:
+    """How many times `values` descends: a new descent starts when, after rising at least
+    `rise` (20%) above its lowest value so far, it falls below that value again."""
+    count, low, risen = 0, math.inf, True
+    for value in values:
+        if value < low:
+            count += risen
+            low, risen = value, False
+        elif value >= low * (1 + rise):
+            risen = True
+    return count
 
 
 def summarize(history: pd.DataFrame) -> dict:
@@ -48,8 +64,60 @@ def summarize(history: pd.DataFrame) -> dict:
         "generalization_delay": round(val_99 / train_99, 3) if both else NOT_REACHED,
         "best_val_accuracy": float(best["val_accuracy"]),
         "best_val_update": int(best["update"]),
+        "val_loss_descents": descents(history["val_loss"]),
         "final": {
             name: float(final[name])
             for name in ("train_accuracy", "val_accuracy", "train_loss", "val_loss", "weight_norm")
         },
     }
+
+
+def setting(run: RunConfig) -> dict:
+    """What a reader needs to judge a run's numbers: model, optimiser, data and budget."""
+    t = run.training
+    return {
+        "model": run.model.kind,
+        "operation": run.dataset.operation,
+        "train_fraction": run.dataset.train_fraction,
+        "learning_rate": t.learning_rate,
+        "weight_decay": t.weight_decay,
+        "budget": t.updates,
+    }
+
+
+def summarize_run(run: RunConfig, run_dir: Path) -> dict:
+    return {**summarize(read_history(run_dir, run.name)), "setting": setting(run)}
+
+
+def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
+    """One summary per member of the sweep, keyed by member name, plus the grid itself."""
+    members = {}
+    for name in sweep.members:
+        run = runs[name]
+        summary = summarize(read_history(runs_dir / name, name))
+        members[name.split("/", 1)[1]] = {
+            "operation": run.dataset.operation,
+            "train_fraction": run.dataset.train_fraction,
+            "seed": run.training.seed,
+            "intervention": name.rsplit("-", 1)[1],
+            **{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
+            "final_train_accuracy": summary["final"]["train_accuracy"],
+        }
+    first = runs[sweep.members[0]]
+    return {
+        "grid": {
+            "model": sweep.model,
+            "budget": first.training.updates,
+            "operations": list(sweep.operations),
+            "fractions": list(sweep.fractions),
+            "seeds": list(sweep.seeds),
+            "interventions": list(sweep.interventions),
+        },
+        "runs": members,
+    }
+
+
+def read_metrics(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"missing metrics file {path}; make it with `repro evaluate {path.stem}` (or `dvc repro`)")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,11 +1,16 @@
 """Figures: PNGs under figures/, each readable without the code.
 
 Figure 1 (left): train and validation accuracy against updates, log axis.
+Figure 1 (center): updates to 99% accuracy against the training fraction.
+Figure 1 (right): an operation table with the validation cells left blank.
+Figure 2 (left): best validation accuracy against training fraction, per intervention.
+Figure 2 (right): best validation accuracy against training fraction, per operation.
+Figure 3: t-SNE of the output layer's rows (S5 cosets; the number line of x + y).
 Figure 4: train and validation loss against updates (the double descent of
 the validation loss).
 
-Each panel is one run; its title says the model, the operation and the data
-fraction, and a caption line under the figure states the scale it ran at.
+Every figure has a title, labelled axes, a legend and a caption line that
+states the scale it ran at (model, budget, seeds, fractions).
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display; also keeps output identical across sessions
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from repro import evaluate, files
-
-FIGURE_DIR = Path("figures")
+from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
 _PNG_METADATA = {"Software": None}
 
@@ -44,10 +49,12 @@ def _caption(record: dict) -> str:
     )
 
 
+def _record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+
+
 def _load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
-    history = evaluate.read_history(run_dir)
-    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    return history, record
+    return evaluate.read_history(run_dir), _record(run_dir)
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path) -> None:
@@ -74,9 +81,14 @@ def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, ta
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(title)
-    caption = "\n".join(_caption(record) for _, record in runs)
+    _save(fig, target, "\n".join(_caption(record) for _, record in runs))
+
+
+def _save(fig, target: Path, caption: str) -> None:
+    """Adds the caption line(s) under the axes and writes the PNG atomically."""
+    lines = caption.count("\n") + 1
     fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8, color="dimgray")
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * len(runs), 1, 1))
+    fig.tight_layout(rect=(0, 0.01 + 0.035 * lines, 1, 1))
     with files.atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png", metadata=_PNG_METADATA)
     plt.close(fig)
@@ -89,3 +101,233 @@ def curve_figures(run_dirs: list[Path], out_dir: Path = FIGURE_DIR) -> list[Path
     _curves(runs, "accuracy", "Figure 1 (left): training fits early, validation generalizes much later", written[0])
     _curves(runs, "loss", "Figure 4: training and validation loss", written[1])
     return written
+
+
+# --- Figure 1 (right): the table ---------------------------------------------
+
+
+def table_figure(dataset, target: Path, corner: int = 12) -> None:
+    """The whole table as colours (validation cells blank), and its top-left corner as symbols."""
+    n = dataset.num_elements
+    grid = np.full((n, n), np.nan)
+    train = dataset.train
+    grid[dataset.a[train], dataset.b[train]] = dataset.c[train]
+    m = dataset.manifest
+    fig, (whole, zoom) = plt.subplots(1, 2, figsize=(12, 6))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    image = whole.imshow(np.ma.masked_invalid(grid), cmap=cmap, interpolation="nearest")
+    whole.set_title(f"all {m['equations']:,} cells: colour = answer c; white = validation cell")
+    fig.colorbar(image, ax=whole, fraction=0.046, label="answer c (element index)")
+    names = dataset.elements
+    zoom.set_xlim(-0.5, corner - 0.5)
+    zoom.set_ylim(corner - 0.5, -0.5)
+    for i in range(corner):
+        for j in range(corner):
+            known = not np.isnan(grid[i, j])
+            zoom.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=known, color="lightsteelblue" if known else "white",
+                                         ec="gray", lw=0.5))
+            zoom.text(j, i, names[int(grid[i, j])] if known else "?", ha="center", va="center",
+                      fontsize=7 if len(names[0]) > 2 else 9)
+    zoom.set_xticks(range(corner), names[:corner], rotation=90 if len(names[0]) > 2 else 0)
+    zoom.set_yticks(range(corner), names[:corner])
+    zoom.set_title(f"top-left {corner}×{corner} corner: answers in training cells, ? = validation")
+    zoom.add_patch(plt.Rectangle((0, 0), 0, 0, color="lightsteelblue", label="training equation (seen)"))
+    zoom.add_patch(plt.Rectangle((0, 0), 0, 0, fc="white", ec="gray", label="validation equation (hidden)"))
+    zoom.legend(loc="upper right", bbox_to_anchor=(1.0, -0.08), ncol=2, fontsize=8)
+    for ax in (whole, zoom):
+        ax.set_xlabel("b (second operand)")
+        ax.set_ylabel("a (first operand)")
+    modulus = f", p = {m['modulus']}" if m["modulus"] else ""
+    fig.suptitle(f"Figure 1 (right): the table of a ∘ b = {m['formula']}{modulus} as the model sees it")
+    caption = (f"{m['train']:,} training and {m['validation']:,} validation equations "
+               f"({m['train_fraction']:.0%} training data, split seed {m['seed']})")
+    _save(fig, target, caption)
+
+
+# --- sweeps: Figures 1 (center) and 2 -----------------------------------------
+
+
+def _sweep_frame(summary: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(summary["runs"].values())
+    for column in ("updates_to_99_train", "updates_to_99_val"):
+        # "not reached" sorts above every update count: the median of (1000, never, never) is never.
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(np.inf)
+    return frame
+
+
+def _sweep_caption(summary: dict, what: str) -> str:
+    g = summary["grid"]
+    fractions = ", ".join(f"{f:g}" for f in g["fractions"])
+    return (f"{what}; {g['model']} model, budget {g['budget']:,} updates, seeds {g['seeds']}, "
+            f"training fractions {fractions}")
+
+
+def fractions_figure(summary: dict, target: Path) -> None:
+    """Figure 1 (center): median updates to 99% validation and train accuracy per fraction."""
+    frame = _sweep_frame(summary)
+    budget = summary["grid"]["budget"]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for column, colour, label in (("updates_to_99_val", "tab:green", "validation"), ("updates_to_99_train", "tab:red", "train")):
+        by_fraction = frame.groupby("train_fraction")[column]
+        median = by_fraction.median()
+        reached = median[np.isfinite(median)]
+        ax.plot(reached.index * 100, reached.values, "o-", color=colour, label=f"{label}: median over seeds")
+        seeds = frame[np.isfinite(frame[column])]
+        ax.scatter(seeds["train_fraction"] * 100, seeds[column], color=colour, alpha=0.35, s=14,
+                   label=f"{label}: each seed")
+        missed = frame[~np.isfinite(frame[column])]
+        if len(missed):
+            ax.scatter(missed["train_fraction"] * 100, np.full(len(missed), budget * 1.4), marker="^",
+                       color=colour, alpha=0.6, label=f"{label}: not reached within {budget:,}")
+    ax.axhline(budget, color="gray", linestyle=":", linewidth=1, label=f"budget ({budget:,} updates)")
+    ax.set_yscale("log")
+    ax.set_xlabel("training data (% of all equations)")
+    ax.set_ylabel("updates until accuracy first reaches 99% (log scale)")
+    operation = summary["grid"]["operations"][0]
+    ax.set_title(f"Figure 1 (center): {operation}: time to generalize grows as data shrinks")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    _save(fig, target, _sweep_caption(summary, "dots: single seeds; lines: medians"))
+
+
+def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, str], styles: dict[str, str]) -> None:
+    """One line per value of `key`: mean best validation accuracy over seeds, min-max band."""
+    colours = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    for i, (value, label) in enumerate(labels.items()):
+        rows = frame[frame[key] == value].groupby("train_fraction")["best_val_accuracy"]
+        mean, low, high = rows.mean(), rows.min(), rows.max()
+        colour = colours(i)
+        ax.plot(mean.index * 100, mean.values, marker="o", markersize=4, linestyle=styles.get(value, "-"),
+                color=colour, label=label)
+        if (high - low).max() > 0:
+            ax.fill_between(mean.index * 100, low.values, high.values, color=colour, alpha=0.12)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training data (% of all equations)")
+    ax.set_ylabel("best validation accuracy within the budget")
+    ax.grid(True, alpha=0.3)
+
+
+def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path) -> None:
+    """Figure 2 (left): best validation accuracy against training fraction per intervention."""
+    frame = _sweep_frame(summary)
+    labels = {}
+    for name in summary["grid"]["interventions"]:
+        changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
+        labels[name] = f"{name.replace('_', ' ')}" + (f" ({changes})" if changes else " (sweep default)")
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    _accuracy_by_fraction(ax, frame, "intervention", labels, {})
+    operation = summary["grid"]["operations"][0]
+    ax.set_title(f"Figure 2 (left): {operation}: which training choices generalize from less data")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max"))
+
+
+def operations_figure(summary: dict, operations: dict, target: Path) -> None:
+    """Figure 2 (right): best validation accuracy against training fraction per operation."""
+    frame = _sweep_frame(summary)
+    names = summary["grid"]["operations"]
+    labels = {op: operations[op].formula + (" (symmetric)" if operations[op].symmetric else "") for op in names}
+    styles = {op: "-" if operations[op].symmetric else "--" for op in names}
+    fig, ax = plt.subplots(figsize=(9.5, 5.5))
+    _accuracy_by_fraction(ax, frame, "operation", labels, styles)
+    ax.set_title("Figure 2 (right): data needed to generalize, per operation")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="solid: symmetric", title_fontsize=7)
+    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max"))
+
+
+# --- Figure 3: embeddings -----------------------------------------------------
+
+
+def embeddings_figure(s5: dict, additions: list[dict], target: Path) -> None:
+    """t-SNE maps: S5 coloured by coset; x + y coloured by residue mod 8, with the +8 line."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.6))
+    ax = axes[0]
+    points, labels = s5["points"], s5["labels"]
+    ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab20" if labels.max() < 20 else "nipy_spectral", s=22)
+    ax.set_title(f"{s5['title']}\ncolour = {s5['side']} coset of a subgroup of order {s5['order']} "
+                 f"({labels.max() + 1} cosets; score {s5['score']:.2f})", fontsize=9)
+    ax.scatter([], [], color="gray", s=22, label="one answer symbol (permutation)")
+    ax.legend(fontsize=7, loc="lower right")
+    for ax, panel in zip(axes[1:], additions):
+        points = panel["points"]
+        n = len(points)
+        for k in range(n):
+            after = (k + 8) % n
+            ax.plot(points[[k, after], 0], points[[k, after], 1], color="lightgray", linewidth=0.6, zorder=1)
+        scatter = ax.scatter(points[:, 0], points[:, 1], c=np.arange(n) % 8, cmap="tab10", s=22, zorder=2)
+        ax.plot([], [], color="lightgray", label="k → k + 8")
+        ax.legend(*scatter.legend_elements(), title="k mod 8", fontsize=7, title_fontsize=7, loc="lower right")
+        ax.add_artist(ax.get_legend())
+        ax.legend(loc="upper right", fontsize=7)
+        ax.set_title(f"{panel['title']}\nnearest neighbour is k ± {panel['step']} for {panel['share']:.0%} of symbols",
+                     fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("t-SNE dimension 1")
+        ax.set_ylabel("t-SNE dimension 2")
+    fig.suptitle("Figure 3: t-SNE of the output layer's rows (one point per answer symbol)")
+    _save(fig, target, "\n".join([s5["caption"], *(p["caption"] for p in additions)]))
+
+
+def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
+    """The t-SNE maps and structure scores of Figure 3's three runs; metrics for the claims."""
+    from repro import embeddings, tasks
+
+    s5_name, *add_names = config.figures.embeddings
+    rows, record = embeddings.load_output_rows(RUNS_DIR / s5_name, config.runs[s5_name])
+    run = config.runs[s5_name]
+    table = tasks.build_table(run.dataset.operation, run.dataset.modulus)
+    product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
+    cosets = embeddings.best_cosets(rows, product)
+    s5 = {
+        "points": embeddings.tsne(rows), "labels": cosets.labels, "side": cosets.side,
+        "order": len(cosets.subgroup), "score": cosets.score,
+        "title": f"{_panel_title(record).splitlines()[0]}: {table.operation.formula}",
+        "caption": _caption(record),
+    }
+    metrics = {"s5": {
+        "run": s5_name, "subgroup_order": len(cosets.subgroup), "side": cosets.side,
+        "subgroup": [table.elements[i] for i in cosets.subgroup], "coset_score": round(cosets.score, 4),
+        "weight_decay": record["run"]["training"]["weight_decay"],
+    }}
+    additions = []
+    for key, name in zip(("add_decay", "add_no_decay"), add_names):
+        rows, record = embeddings.load_output_rows(RUNS_DIR / name, config.runs[name])
+        step, share = embeddings.number_line(rows)
+        wd = record["run"]["training"]["weight_decay"]
+        additions.append({
+            "points": embeddings.tsne(rows), "step": step, "share": share, "caption": _caption(record),
+            "title": f"{record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
+        })
+        metrics[key] = {"run": name, "weight_decay": wd, "number_line_step": step, "number_line_share": round(share, 4)}
+    return s5, additions, metrics
+
+
+def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
+    """Draws one of the figures the `repro figures` command names; returns the files written."""
+    from repro import datasets, tasks
+
+    f = config.figures
+    if name == "curves":
+        return curve_figures([RUNS_DIR / run for run in f.curves], out_dir)
+    if name == "table":
+        target = out_dir / "fig1_right_table.png"
+        table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
+        return [target]
+    if name == "embeddings":
+        s5, additions, metrics = _embedding_panels(config, out_dir)
+        target = out_dir / "fig3_tsne.png"
+        embeddings_figure(s5, additions, target)
+        files.write_json(METRICS_DIR / "embeddings.json", metrics)
+        return [target, METRICS_DIR / "embeddings.json"]
+    sweep = getattr(f, name)
+    summary = evaluate.read_metrics(METRICS_DIR / f"{sweep}.json")
+    if name == "fractions":
+        target = out_dir / "fig1_center_fractions.png"
+        fractions_figure(summary, target)
+    elif name == "interventions":
+        target = out_dir / "fig2_left_interventions.png"
+        interventions_figure(summary, config.interventions, target)
+    else:
+        target = out_dir / "fig2_right_operations.png"
+        operations_figure(summary, tasks.OPERATIONS, target)
+    return [target]

@@ -14,6 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+# The repository's layout. dvc.yaml names the same paths for every stage.
+DATA_DIR, RUNS_DIR, METRICS_DIR, CHECKPOINT_DIR = Path("data"), Path("runs"), Path("metrics"), Path("checkpoints")
+FIGURE_DIR, REPORT_DIR = Path("figures"), Path("reports")
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import platform
 import sys
 import time
@@ -25,11 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from repro import determinism, files, models
+from repro import determinism, files, models, provenance
 from repro.config import RunConfig
 from repro.datasets import Dataset
-
-HISTORY_COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
+from repro.evaluate import HISTORY_COLUMNS
 
 
 def log_schedule(updates: int, points: int) -> list[int]:
@@ -39,7 +39,9 @@ def log_schedule(updates: int, points: int) -> list[int]:
 
 
 def batch_size(run: RunConfig, num_train: int) -> int:
-    """The paper's minibatch: min(batch_size, half the training set)."""
+    """The paper's minibatch, min(batch_size, half the training set), or the whole set."""
+    if run.training.full_batch:
+        return num_train
     return max(1, min(run.training.batch_size, num_train // 2))
 
 
@@ -78,15 +80,23 @@ class Trainer:
         self.batch_size = batch_size(run, self.num_train)
         self.batches_per_epoch = self.num_train // self.batch_size
         self.seed = run.training.seed
+        self.training = t = run.training
 
-        self.model = models.build(run.model, dataset.num_elements)
-        t = run.training
+        self.model = models.build(run.model, dataset.num_elements, dropout=t.dropout)
         # Keras' AdamW decays every trainable variable by lr·wd·w, as the official code does.
+        # Decay towards the initial weights is applied in `_update` instead.
         self.optimizer = keras.optimizers.AdamW(
             learning_rate=LinearWarmup(t.learning_rate, t.warmup_updates),
-            weight_decay=t.weight_decay, beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon,
+            weight_decay=t.weight_decay if t.decay_towards == "zero" else 0.0,
+            beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon,
         )
         self.optimizer.build(self.model.trainable_variables)
+        self.initial_weights = []
+        if t.decay_towards == "init":
+            self.initial_weights = [
+                tf.Variable(v, trainable=False, name=f"initial_{i}")
+                for i, v in enumerate(self.model.trainable_variables)
+            ]
         self.train_chunk = tf.function(self._train_chunk, jit_compile=determinism.JIT_COMPILE)
         self.evaluate = tf.function(self._evaluate, jit_compile=determinism.JIT_COMPILE)
 
@@ -94,22 +104,50 @@ class Trainer:
         keys = tf.random.stateless_uniform([self.num_train], seed=tf.stack([self.seed, epoch]))
         return tf.argsort(keys, stable=True)
 
+    def _noise(self, step, purpose: int, std: float):
+        """Gaussian noise for every weight, keyed by (seed, update, purpose, weight index)."""
+        key = tf.stack([tf.constant(self.seed, tf.int32), step])
+        key = tf.random.experimental.stateless_fold_in(key, purpose)
+        return [
+            std * tf.random.stateless_normal(v.shape, tf.random.experimental.stateless_fold_in(key, i), alg=models.RANDOM_ALGORITHM)
+            for i, v in enumerate(self.model.trainable_variables)
+        ]
+
+    def _update(self, step, batch):
+        """One optimiser update on the examples `batch`, with the configured interventions."""
+        variables, t = self.model.trainable_variables, self.training
+        if t.weight_noise:
+            # The gradient is taken at noisy weights and applied to the clean ones.
+            clean = [tf.identity(v) for v in variables]
+            for v, noise in zip(variables, self._noise(step, 1, t.weight_noise)):
+                v.assign_add(noise)
+        with tf.GradientTape() as tape:
+            logits = self.model(tf.gather(self.x_train, batch), training=True)
+            loss = _cross_entropy(tf.gather(self.y_train, batch), logits)
+        # The embedding-style gathers give sparse gradients; AdamW's moments are dense
+        # anyway, and one dense conversion here is cheaper than Keras' sparse path.
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        if t.weight_noise:
+            for v, value in zip(variables, clean):
+                v.assign(value)
+        if self.initial_weights:
+            # As AdamW decays towards zero, before the Adam step, at the scheduled rate.
+            rate = self.optimizer.learning_rate * t.weight_decay
+            for v, v0 in zip(variables, self.initial_weights):
+                v.assign(v - (v - v0) * rate)
+        self.optimizer.apply(gradients, variables)
+        if t.update_noise:
+            for v, noise in zip(variables, self._noise(step, 2, t.update_noise)):
+                v.assign_add(noise)
+
     def _train_chunk(self, start, count):
         """Runs updates start, start+1, ..., start+count-1."""
-        variables = self.model.trainable_variables
         size, per_epoch = self.batch_size, self.batches_per_epoch
 
         def update(step, order):
             position = step % per_epoch
             order = tf.cond(position == 0, lambda: self._permutation(step // per_epoch), lambda: order)
-            batch = tf.slice(order, [position * size], [size])
-            with tf.GradientTape() as tape:
-                logits = self.model(tf.gather(self.x_train, batch), training=True)
-                loss = _cross_entropy(tf.gather(self.y_train, batch), logits)
-            # The embedding-style gathers give sparse gradients; AdamW's moments are dense
-            # anyway, and one dense conversion here is cheaper than Keras' sparse path.
-            gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
-            self.optimizer.apply(gradients, variables)
+            self._update(step, tf.slice(order, [position * size], [size]))
             return step + 1, order
 
         tf.while_loop(
@@ -131,11 +169,15 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------
 
+    def _stateful(self) -> list:
+        # model.variables includes dropout's random-seed state, which a resume must restore.
+        return [*self.model.variables, *self.optimizer.variables, *self.initial_weights]
+
     def state(self) -> list[np.ndarray]:
-        return [np.asarray(v) for v in [*self.model.weights, *self.optimizer.variables]]
+        return [np.asarray(v) for v in self._stateful()]
 
     def restore(self, arrays: list[np.ndarray]) -> None:
-        targets = [*self.model.weights, *self.optimizer.variables]
+        targets = self._stateful()
         if len(arrays) != len(targets):
             raise ValueError("checkpoint does not match the model; delete it to start afresh")
         for variable, value in zip(targets, arrays):
@@ -171,13 +213,18 @@ def _history_csv(history: list[list[float]]) -> str:
     return text.getvalue()
 
 
-def provenance(run: RunConfig, dataset: Dataset, trainer: Trainer) -> dict:
+def record(run: RunConfig, dataset: Dataset, trainer: Trainer) -> dict:
+    """run.json: what determines the results; identical wherever they are reproduced."""
     return {
         "run": run.to_dict(),
         "fingerprint": run.fingerprint(),
         "seeds": {"training": run.training.seed, "split": run.dataset.seed},
         "batch_size": trainer.batch_size,
-        "dataset": {k: dataset.manifest[k] for k in ("operation", "formula", "modulus", "equations", "train", "validation")},
+        "dataset": {
+            **{k: dataset.manifest[k] for k in
+               ("operation", "formula", "modulus", "train_fraction", "seed", "equations", "train", "validation")},
+            "elements": dataset.num_elements,
+        },
         "parameters": {
             "trainable": int(sum(np.prod(w.shape) for w in trainer.model.trainable_weights)),
             "non_embedding": models.non_embedding_parameters(trainer.model),
@@ -197,6 +244,31 @@ def _report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class Progress:
+    """One self-rewriting status line on a terminal: updates done, updates/s, time left.
+
+    Silent when stderr is not a terminal (logs, pipes) or under CI, where a
+    line every second would only bury the output that matters.
+    """
+
+    def __init__(self, name: str, total: int, first: int):
+        self.enabled = sys.stderr.isatty() and not os.environ.get("CI")
+        self.name, self.total, self.first = name, total, first
+        self.started = self.shown = time.monotonic()
+
+    def update(self, done: int, train_accuracy: float, val_accuracy: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.shown < 0.5 and done < self.total):
+            return
+        self.shown = now
+        rate = (done - self.first) / max(now - self.started, 1e-9)
+        left = (self.total - done) / max(rate, 1e-9)
+        line = (f"{self.name}: {done:,}/{self.total:,} updates ({done / self.total:.0%}), {rate:,.1f} updates/s, "
+                f"{int(left // 60)}m{int(left % 60):02d}s left, train acc {train_accuracy:.3f}, val acc {val_accuracy:.3f}")
+        sys.stderr.write(f"\r\x1b[K{line}" + ("\n" if done >= self.total else ""))
+        sys.stderr.flush()
+
+
 def train(run: RunConfig, dataset: Dataset, out_dir: Path, checkpoint: Path) -> list[list[float]]:
     """Trains `run` on `dataset`, resuming from `checkpoint` if it holds this run's state."""
     trainer = Trainer(run, dataset)
@@ -211,8 +283,9 @@ def train(run: RunConfig, dataset: Dataset, out_dir: Path, checkpoint: Path) -> 
         trainer.restore(state)
         _report(f"{run.name}: resuming from update {int(history[-1][0])} ({checkpoint})")
 
-    started = last_checkpoint = last_report = time.monotonic()
+    last_checkpoint = time.monotonic()
     first_update = int(history[-1][0])
+    progress = Progress(run.name, run.training.updates, first_update)
     for previous, target in zip(schedule, schedule[1:]):
         if target <= first_update:
             continue
@@ -222,17 +295,12 @@ def train(run: RunConfig, dataset: Dataset, out_dir: Path, checkpoint: Path) -> 
         if now - last_checkpoint >= run.training.checkpoint_seconds and target < run.training.updates:
             _save_checkpoint(checkpoint, fingerprint, history, trainer.state())
             last_checkpoint = now
-        if now - last_report >= 10 or target == run.training.updates:
-            rate = (target - first_update) / max(now - started, 1e-9)
-            _report(
-                f"{run.name}: update {target}/{run.training.updates}, {rate:.1f} updates/s, "
-                f"train acc {history[-1][2]:.3f}, val acc {history[-1][4]:.3f}"
-            )
-            last_report = now
+        progress.update(target, history[-1][2], history[-1][4])
 
     with files.atomic_directory(out_dir) as tmp:
         (tmp / "history.csv").write_text(_history_csv(history), encoding="utf-8")
         trainer.model.save_weights(tmp / "model.weights.h5")
-        files.write_json(tmp / "run.json", provenance(run, dataset, trainer))
+        files.write_json(tmp / "run.json", record(run, dataset, trainer))
+        files.write_json(tmp / "provenance.json", {**provenance.environment(), "parameters_hash": run.fingerprint()})
     checkpoint.unlink(missing_ok=True)
     return history

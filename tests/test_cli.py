@@ -74,8 +74,15 @@ def test_evaluate_without_history_fails_cleanly(workdir):
     assert _leftovers(workdir) == []
 
 
+GRID = [f"grid/{op}-{f}-0-{i}" for op in ("s5_mul", "add") for f in (0.5, 0.8) for i in ("adamw", "minibatch_adam")]
+FIGURES = ["fig1_left_accuracy.png", "fig4_loss.png", "fig1_right_table.png", "fig1_center_fractions.png",
+           "fig2_left_interventions.png", "fig2_right_operations.png", "fig3_tsne.png"]
+
+
 def test_tiny_pipeline_end_to_end(workdir):
-    for args in (("generate",), ("train", "tiny"), ("evaluate", "tiny"), ("figures",)):
+    commands = [("generate",), ("train", "tiny"), *(("train", name) for name in GRID),
+                ("evaluate", "tiny"), ("evaluate", "grid"), ("figures",), ("claims",)]
+    for args in commands:
         result = _invoke(*args)
         assert result.exit_code == 0, (args, result.output)
     metrics = json.loads((workdir / "metrics/tiny.json").read_text())
@@ -83,7 +90,12 @@ def test_tiny_pipeline_end_to_end(workdir):
     assert set(metrics) >= {"updates_to_99_train", "updates_to_99_val", "best_val_accuracy", "final"}
     record = json.loads((workdir / "runs/tiny/run.json").read_text())
     assert record["run"]["training"]["seed"] == 0 and record["versions"]["tensorflow"]
-    figures = {name: (workdir / "figures" / name).read_bytes() for name in ("fig1_left_accuracy.png", "fig4_loss.png")}
+    sweep = json.loads((workdir / "metrics/grid.json").read_text())
+    assert sorted(sweep["runs"]) == sorted(name.split("/")[1] for name in GRID)
+    claims = json.loads((workdir / "reports/claims.json").read_text())
+    assert len(claims["claims"]) == sum(claims["summary"].values()) == 15
+    assert "| claim | paper | measured here | verdict | figure |" in (workdir / "reports/claims.md").read_text()
+    figures = {name: (workdir / "figures" / name).read_bytes() for name in FIGURES}
     assert all(data.startswith(b"\x89PNG") for data in figures.values())
     assert _invoke("figures").exit_code == 0
     assert figures == {name: (workdir / "figures" / name).read_bytes() for name in figures}  # same bytes again

@@ -10,8 +10,10 @@ from repro.config import ConfigError
 
 def test_the_shipped_params_file_is_valid():
     cfg = config.load(REPO / "params.yaml")
-    assert set(cfg.figures["curves"]) <= set(cfg.runs)
+    assert set(cfg.figures.curves) <= set(cfg.runs)
     transformer = cfg.run("transformer_div")
+    interventions = cfg.sweeps[cfg.figures.interventions].interventions
+    assert len(interventions) == 9  # paper-spec §3
     assert transformer.training.weight_decay == 1.0 and transformer.training.beta_2 == 0.98
 
 
@@ -45,11 +47,30 @@ def _broken(edit):
     (lambda r: r["runs"]["tiny"].pop("model"), r"missing required key 'model'"),
     (lambda r: r["models"]["mlp"].update(kind="cnn"), r"kind must be 'transformer' or 'mlp'"),
     (lambda r: r.pop("training"), r"missing section 'training'"),
-    (lambda r: r["figures"].update(curves=["ghost"]), r"unknown run\(s\) ghost"),
+    (lambda r: r["figures"].update(curves=["ghost"]), r"'ghost' is not in runs"),
+    (lambda r: r["training"].update(full_batch="yes"), r"training.full_batch must be true or false"),
+    (lambda r: r["training"].update(dropout=1.0), r"dropout must lie in \[0, 1\)"),
+    (lambda r: r["training"].update(decay_towards="one"), r"decay_towards must be 'zero' or 'init'"),
+    (lambda r: r["interventions"].update(bad={"update_noise": -1.0}), r"interventions.bad.update_noise must not be negative"),
+    (lambda r: r["sweeps"]["grid"].update(interventions=["ghost"]), r"'ghost' is not in interventions"),
+    (lambda r: r["sweeps"]["grid"].update(fractions=[0.5, 0.5]), r"lists an item twice"),
+    (lambda r: r["sweeps"]["grid"].update(fractions=[1.5]), r"strictly between 0 and 1"),
+    (lambda r: r["sweeps"]["grid"].pop("seeds"), r"missing required key\(s\) seeds"),
+    (lambda r: r["figures"].update(embeddings=["tiny", "grid/add-0.5-0-adamw", "grid/add-0.8-0-adamw"]), r"must name an S5 run"),
 ])
 def test_mistakes_are_named_with_their_key(edit, message):
     with pytest.raises(ConfigError, match=message):
         config.parse(_broken(edit))
+
+
+def test_sweeps_expand_into_named_runs():
+    cfg = config.parse(tiny_params())
+    sweep = cfg.sweep("grid")
+    assert len(sweep.members) == 2 * 2 * 1 * 2
+    run = cfg.run("grid/add-0.8-0-minibatch_adam")
+    assert (run.dataset.operation, run.dataset.train_fraction, run.dataset.modulus) == ("add", 0.8, 23)
+    assert run.training.weight_decay == 0.0 and run.training.updates == 100  # intervention over sweep over defaults
+    assert cfg.run("grid/add-0.8-0-adamw").training.weight_decay == 1.0
 
 
 def test_unparsable_yaml_is_reported(tmp_path):

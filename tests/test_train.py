@@ -43,7 +43,7 @@ def test_two_processes_give_byte_identical_outputs(tmp_path):
         outputs.append({f: (root / "runs/tiny" / f).read_bytes() for f in OUTPUTS})
     assert outputs[0] == outputs[1]
     history = pd.read_csv(tmp_path / "first/runs/tiny/history.csv")
-    assert list(history.columns) == train.HISTORY_COLUMNS
+    assert list(history.columns) == evaluate.HISTORY_COLUMNS
     assert history["update"].iloc[-1] == 300 and history["train_accuracy"].iloc[-1] > history["train_accuracy"].iloc[0]
 
 
@@ -101,7 +101,7 @@ def test_the_mlp_really_groks(tmp_path):
     run = cfg.run("mlp_add")
     dataset = datasets.make(run.dataset)
     history = pd.DataFrame(train.train(run, dataset, tmp_path / "run", tmp_path / "ckpt.npz"),
-                           columns=train.HISTORY_COLUMNS)
+                           columns=evaluate.HISTORY_COLUMNS)
     metrics = evaluate.summarize(history)
     assert metrics["final"]["train_accuracy"] >= 0.99
     assert isinstance(metrics["updates_to_99_val"], int), "validation accuracy never reached 99%"
