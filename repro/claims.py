@@ -157,7 +157,7 @@ def _interventions(sweep: dict) -> list[Claim]:
         if absent:
             return Claim(claim_id, "fig2_left_interventions.png", statement, criterion,
                          f"interventions missing: {absent}", NOT_TESTABLE)
-        measured = "; ".join(f"{n}: {mean[n]:.3f}" for n in (*better, *worse))
+        measured = "; ".join(f"{n}: {mean[n]:.3f}" for n in dict.fromkeys((*better, *worse)))
         holds = all(mean[b] > mean[w] for b, w in zip(better, worse))
         return Claim(claim_id, "fig2_left_interventions.png", statement, criterion,
                      f"mean best validation accuracy over the grid: {measured}",

@@ -10,8 +10,6 @@ Paths are fixed by name so that dvc.yaml can state every input and output:
 from __future__ import annotations
 
 import functools
-import statistics
-import time
 from pathlib import Path
 
 import click
@@ -158,27 +156,106 @@ def bench(context: click.Context, updates: int, repeats: int, model_names: tuple
     Times the compiled update loop alone (x / y mod 97, 50% training data,
     the paper's AdamW settings), after one call that compiles it.
     """
-    import tensorflow as tf
-
-    from repro import datasets
-    from repro.config import DatasetConfig, RunConfig, TrainingConfig
-    from repro.train import Trainer
+    from repro import bench as bench_module
 
     config = _config(context)
-    dataset_config = DatasetConfig("div", 97, 0.5, 0)
-    dataset = datasets.make(dataset_config)
     for name in model_names or tuple(config.models):
         if name not in config.models:
             raise ConfigError(f"no model named {name!r} in params.yaml; models: {', '.join(config.models)}")
-        run = RunConfig(f"bench_{name}", "bench", dataset_config, config.models[name], TrainingConfig(batch_size=512))
-        trainer = Trainer(run, dataset)
-        trainer.train_chunk(tf.constant(0), tf.constant(2))  # compiles
-        count = updates or (100 if run.model.kind == "transformer" else 3000)
-        rates, start = [], 2
-        for _ in range(repeats):
-            began = time.perf_counter()
-            trainer.train_chunk(tf.constant(start), tf.constant(count))
-            rates.append(count / (time.perf_counter() - began))
-            start += count
-        click.echo(f"{name}: {statistics.median(rates):,.1f} updates/s at batch {trainer.batch_size} "
-                   f"(median of {repeats} x {count} updates; range {min(rates):,.1f}-{max(rates):,.1f})")
+        rate = bench_module.measure(config.models[name], updates, repeats)
+        click.echo(f"{name}: {rate.median:,.1f} updates/s at batch {bench_module.BENCH_BATCH} "
+                   f"(median of {rate.repeats} x {rate.updates} updates; range {rate.low:,.1f}-{rate.high:,.1f})")
+
+
+@main.command()
+@click.pass_context
+@_clear_errors
+def estimate(context: click.Context) -> None:
+    """Estimates the training time of every run in params.yaml from this machine's `repro bench`.
+
+    A full-batch update is counted as (training set / 512) batch-512 updates.
+    Start-up (~7 s a run here) and evaluation are left out.
+    """
+    from repro import bench as bench_module
+
+    config = _config(context)
+    kinds = sorted({run.model.kind for run in config.runs.values()})
+    models = {m.kind: m for m in config.models.values()}
+    rates = {kind: bench_module.measure(models[kind]).median for kind in kinds}
+    click.echo("measured: " + ", ".join(f"{k} {r:,.1f} updates/s" for k, r in rates.items()))
+    groups = bench_module.estimate(config, rates)
+    for name, g in groups.items():
+        click.echo(f"{name}: {g['runs']} run(s), {g['updates']:,} updates, {g['hours']:,.1f} h")
+    total = sum(g["hours"] for g in groups.values())
+    click.echo(f"total ({config.scale} scale): {sum(g['runs'] for g in groups.values())} runs, "
+               f"{total:,.1f} h on one such machine ({total / 24:,.1f} days)")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every run in params.yaml (the laptop scale: ~40 minutes here).")
+@click.pass_context
+@_clear_errors
+def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
+    """Retrains runs NAMES (runs or whole sweeps) in a scratch folder and compares them with the committed results.
+
+    Exit status: 0 bit-identical, 10 different bytes but every metric within
+    tolerance, 11 a metric beyond tolerance (1: bad input).
+    """
+    from repro import verify as verify_module
+
+    config = _config(context)
+    if every:
+        names = tuple(config.runs)
+    if not names:
+        raise ConfigError("name the runs or sweeps to verify (e.g. `repro verify mlp_add`), or pass --all")
+    expanded = [m for n in names for m in (config.sweeps[n].members if n in config.sweeps else [config.run(n).name])]
+    outcomes = []
+    for name in expanded:
+        outcome = verify_module.verify(config, context.obj, name)
+        outcomes.append(outcome)
+        click.echo(f"{name}: {outcome.verdict}")
+        if outcome.files:
+            click.echo(f"  bytes differ in {', '.join(outcome.files)}; largest differences per metric:")
+        for metric, (old, new, difference, tolerance) in outcome.differences.items():
+            mark = "ok" if difference <= tolerance else "BEYOND"
+            click.echo(f"  {metric}: committed {old}, fresh {new}, difference {difference:.4g} "
+                       f"(tolerance {tolerance:g}) {mark}")
+    verdict = verify_module.overall(outcomes)
+    click.echo(f"verify: {len(outcomes)} run(s): {verdict}")
+    context.exit(verify_module.EXIT_CODES[verdict])
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, as stored in each run's provenance.json.")
+def env(as_json: bool) -> None:
+    """Prints the provenance that every run records: versions, TensorFlow build, CPU, threads, git commit."""
+    import json
+
+    from repro import provenance
+
+    found = provenance.environment()
+    if as_json:
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    def lines(data, indent=""):
+        for key, value in data.items():
+            if isinstance(value, dict):
+                click.echo(f"{indent}{key}:")
+                lines(value, indent + "  ")
+            else:
+                click.echo(f"{indent}{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    lines(found)
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+@_clear_errors
+def scale(context: click.Context, name: str) -> None:
+    """Writes scale NAME (laptop or paper, from scales/NAME.yaml) into params.yaml."""
+    from repro import scales
+
+    config = scales.apply(name, context.obj)
+    click.echo(f"{context.obj} is now at the {config.scale} scale: {len(config.runs)} runs. "
+               "`repro estimate` prints the compute it needs; `dvc repro` runs it.")

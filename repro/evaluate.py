@@ -7,6 +7,7 @@ a few percent of the update count.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -85,8 +86,16 @@ def setting(run: RunConfig) -> dict:
     }
 
 
+RESULT_FILES = ("history.csv", "model.weights.h5", "run.json")  # what `repro verify` compares byte for byte
+
+
+def fingerprints(run_dir: Path) -> dict[str, str]:
+    """sha256 of each result file: committed with the metrics, so a fresh run can be compared."""
+    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in RESULT_FILES}
+
+
 def summarize_run(run: RunConfig, run_dir: Path) -> dict:
-    return {**summarize(read_history(run_dir, run.name)), "setting": setting(run)}
+    return {**summarize(read_history(run_dir, run.name)), "setting": setting(run), "sha256": fingerprints(run_dir)}
 
 
 def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
@@ -102,6 +111,8 @@ def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Pa
             "intervention": name.rsplit("-", 1)[1],
             **{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
             "final_train_accuracy": summary["final"]["train_accuracy"],
+            "final_val_accuracy": summary["final"]["val_accuracy"],
+            "sha256": fingerprints(runs_dir / name),
         }
     first = runs[sweep.members[0]]
     return {

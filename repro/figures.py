@@ -90,7 +90,7 @@ def _save(fig, target: Path, caption: str) -> None:
     fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=8, color="dimgray")
     fig.tight_layout(rect=(0, 0.01 + 0.035 * lines, 1, 1))
     with files.atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png", metadata=_PNG_METADATA)
+        fig.savefig(tmp, dpi=110, format="png", metadata=_PNG_METADATA, bbox_inches="tight")  # outside legends too
     plt.close(fig)
 
 
@@ -214,10 +214,10 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
     for name in summary["grid"]["interventions"]:
         changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
         labels[name] = f"{name.replace('_', ' ')}" + (f" ({changes})" if changes else " (sweep default)")
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _accuracy_by_fraction(ax, frame, "intervention", labels, {})
     operation = summary["grid"]["operations"][0]
-    ax.set_title(f"Figure 2 (left): {operation}: which training choices generalize from less data")
+    fig.suptitle(f"Figure 2 (left): {operation}: which training choices generalize from less data")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max"))
 

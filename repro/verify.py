@@ -1,0 +1,107 @@
+"""`repro verify`: retrain runs in a scratch folder and compare them with the committed results.
+
+The committed metrics (metrics/<run>.json, metrics/<sweep>.json) hold each
+run's numbers and the sha256 of its result files. A fresh run is
+"bit-identical" when every one of those files hashes the same. Otherwise each
+metric's difference is reported against a stated tolerance: across machines,
+round-off differs (README, "Exactness"), and a grokking run amplifies it, so
+the tolerances are loose enough for that and tight enough to catch a changed
+result.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro import evaluate
+from repro.config import Config, ConfigError
+from repro.files import METRICS_DIR
+
+# metric: (kind, tolerance). "absolute": |fresh − committed|; "relative": |fresh / committed − 1|.
+TOLERANCES = {
+    "best_val_accuracy": ("absolute", 0.02),
+    "final_train_accuracy": ("absolute", 0.02),
+    "final_val_accuracy": ("absolute", 0.02),
+    # 99%-times sit on a log grid (~8% per step for 120 points over 10⁴ updates): three steps.
+    "updates_to_99_train": ("relative", 0.25),
+    "updates_to_99_val": ("relative", 0.25),
+}
+IDENTICAL, WITHIN, BEYOND = "bit-identical", "within tolerance", "beyond tolerance"
+EXIT_CODES = {IDENTICAL: 0, WITHIN: 10, BEYOND: 11}
+
+
+@dataclass
+class Outcome:
+    name: str
+    verdict: str
+    differences: dict[str, tuple] = field(default_factory=dict)  # metric: (committed, fresh, difference, tolerance)
+    files: list[str] = field(default_factory=list)  # result files whose bytes differ
+
+
+def committed(config: Config, name: str) -> dict:
+    """The committed numbers and file hashes of run `name` (a named run or a sweep member)."""
+    if "/" in name:
+        sweep, member = name.split("/", 1)
+        runs = evaluate.read_metrics(METRICS_DIR / f"{sweep}.json")["runs"]
+        if member not in runs:
+            raise ConfigError(f"{name} is not in the committed metrics/{sweep}.json; run `dvc repro` first")
+        return runs[member]
+    metrics = evaluate.read_metrics(METRICS_DIR / f"{name}.json")
+    return {**{k: metrics[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy", "sha256")},
+            "final_train_accuracy": metrics["final"]["train_accuracy"],
+            "final_val_accuracy": metrics["final"]["val_accuracy"]}
+
+
+def _difference(kind: str, old, new) -> float:
+    if isinstance(old, str) or isinstance(new, str):  # "not reached" on one side or both
+        return 0.0 if old == new else math.inf
+    return abs(new - old) if kind == "absolute" else abs(new / old - 1) if old else math.inf
+
+
+def compare(name: str, old: dict, new: dict) -> Outcome:
+    files = [f for f in evaluate.RESULT_FILES if old["sha256"].get(f) != new["sha256"][f]]
+    if not files:
+        return Outcome(name, IDENTICAL)
+    differences = {}
+    for metric, (kind, tolerance) in TOLERANCES.items():
+        differences[metric] = (old[metric], new[metric], _difference(kind, old[metric], new[metric]), tolerance)
+    beyond = any(d > tol for _, _, d, tol in differences.values())
+    return Outcome(name, BEYOND if beyond else WITHIN, differences, files)
+
+
+def _repro(params: Path, cwd: Path, *args: str) -> None:
+    # A fresh process per command, exactly as DVC runs the stage.
+    result = subprocess.run([sys.executable, "-m", "repro", "--params", str(params), *args],
+                            cwd=cwd, capture_output=True, text=True)
+    if result.returncode:
+        raise ConfigError(f"`repro {' '.join(args)}` failed in the scratch folder:\n{result.stderr.strip()}")
+
+
+def fresh(config: Config, params: Path, name: str, scratch: Path) -> dict:
+    """Retrains run `name` under `scratch` and returns its numbers and file hashes."""
+    run = config.run(name)
+    if run.dataset_name is not None:
+        _repro(params, scratch, "generate", run.dataset_name)
+    _repro(params, scratch, "train", name)
+    run_dir = scratch / "runs" / name
+    summary = evaluate.summarize(evaluate.read_history(run_dir, name))
+    return {**{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
+            "final_train_accuracy": summary["final"]["train_accuracy"],
+            "final_val_accuracy": summary["final"]["val_accuracy"],
+            "sha256": evaluate.fingerprints(run_dir)}
+
+
+def verify(config: Config, params: Path, name: str) -> Outcome:
+    old = committed(config, name)  # fails before any training if there is nothing to compare with
+    with tempfile.TemporaryDirectory(prefix="repro-verify-") as scratch:
+        return compare(name, old, fresh(config, params.resolve(), name, Path(scratch)))
+
+
+def overall(outcomes: list[Outcome]) -> str:
+    verdicts = {o.verdict for o in outcomes}
+    return BEYOND if BEYOND in verdicts else WITHIN if WITHIN in verdicts else IDENTICAL
