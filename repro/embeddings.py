@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,16 +76,27 @@ def coset_labels(table: np.ndarray, subgroup: tuple[int, ...], side: str) -> np.
     return labels
 
 
-def coset_score(rows: np.ndarray, labels: np.ndarray) -> float:
-    """Variance explained by the group means, 0 for a random partition, 1 for tight clusters."""
+def explained(rows: np.ndarray, labels: np.ndarray) -> float:
+    """Share of the rows' variance explained by their group means (R²)."""
     centered = rows - rows.mean(axis=0)
     total = float((centered**2).sum())
-    groups = np.unique(labels)
     between = sum(
-        (labels == k).sum() * float((centered[labels == k].mean(axis=0) ** 2).sum()) for k in groups
+        (labels == k).sum() * float((centered[labels == k].mean(axis=0) ** 2).sum()) for k in np.unique(labels)
     )
-    chance = (len(groups) - 1) / (len(rows) - 1)
-    return (between / total - chance) / (1 - chance)
+    return between / total
+
+
+def coset_score(rows: np.ndarray, labels: np.ndarray) -> float:
+    """R² corrected for chance: 0 for a random partition, 1 for tight clusters."""
+    chance = (len(np.unique(labels)) - 1) / (len(rows) - 1)
+    return (explained(rows, labels) - chance) / (1 - chance)
+
+
+def f_statistic(rows: np.ndarray, labels: np.ndarray) -> float:
+    """Variance explained per group over variance left per remaining degree of freedom (ANOVA's F)."""
+    groups, n = len(np.unique(labels)), len(rows)
+    r2 = explained(rows, labels)
+    return math.inf if r2 >= 1 else (r2 / (groups - 1)) / ((1 - r2) / (n - groups))
 
 
 @dataclass(frozen=True)
@@ -96,16 +108,21 @@ class Cosets:
 
 
 def best_cosets(rows: np.ndarray, table: np.ndarray) -> Cosets:
-    """The proper, non-trivial subgroup whose left or right cosets best explain the rows."""
-    best = None
+    """The proper, non-trivial subgroup whose left or right cosets best explain the rows.
+
+    Chosen by the F statistic, not by the score: the cosets of a smaller
+    subgroup split those of a larger one and so always explain at least as
+    much; F asks whether the extra groups earn their keep.
+    """
+    best, best_f = None, -math.inf
     for subgroup in subgroups(table):
         if not 1 < len(subgroup) < len(table):
             continue
         for side in ("left", "right"):
             labels = coset_labels(table, subgroup, side)
-            score = coset_score(rows, labels)
-            if best is None or score > best.score:
-                best = Cosets(subgroup, side, labels, score)
+            f = f_statistic(rows, labels)
+            if f > best_f:
+                best, best_f = Cosets(subgroup, side, labels, coset_score(rows, labels)), f
     return best
 
 

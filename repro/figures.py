@@ -112,11 +112,17 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
     grid = np.full((n, n), np.nan)
     train = dataset.train
     grid[dataset.a[train], dataset.b[train]] = dataset.c[train]
+    # Cells that are no equation at all (y = 0 in x / y) are grey, not to be mistaken for validation cells.
+    undefined = np.ones((n, n), dtype=bool)
+    undefined[dataset.a, dataset.b] = False
     m = dataset.manifest
     fig, (whole, zoom) = plt.subplots(1, 2, figsize=(12, 6))
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     image = whole.imshow(np.ma.masked_invalid(grid), cmap=cmap, interpolation="nearest")
-    whole.set_title(f"all {m['equations']:,} cells: colour = answer c; white = validation cell")
+    grey = matplotlib.colors.ListedColormap(["lightgray"])
+    whole.imshow(np.ma.masked_where(~undefined, undefined), cmap=grey, interpolation="nearest")
+    whole.set_title(f"all {m['equations']:,} equations: colour = answer c, white = validation"
+                    + (", grey = none" if undefined.any() else ""))
     fig.colorbar(image, ax=whole, fraction=0.046, label="answer c (element index)")
     names = dataset.elements
     zoom.set_xlim(-0.5, corner - 0.5)
@@ -124,16 +130,18 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
     for i in range(corner):
         for j in range(corner):
             known = not np.isnan(grid[i, j])
-            zoom.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=known, color="lightsteelblue" if known else "white",
-                                         ec="gray", lw=0.5))
-            zoom.text(j, i, names[int(grid[i, j])] if known else "?", ha="center", va="center",
-                      fontsize=7 if len(names[0]) > 2 else 9)
+            colour = "lightgray" if undefined[i, j] else "lightsteelblue" if known else "white"
+            zoom.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fc=colour, ec="gray", lw=0.5))
+            text = "" if undefined[i, j] else names[int(grid[i, j])] if known else "?"
+            zoom.text(j, i, text, ha="center", va="center", fontsize=7 if len(names[0]) > 2 else 9)
     zoom.set_xticks(range(corner), names[:corner], rotation=90 if len(names[0]) > 2 else 0)
     zoom.set_yticks(range(corner), names[:corner])
     zoom.set_title(f"top-left {corner}×{corner} corner: answers in training cells, ? = validation")
     zoom.add_patch(plt.Rectangle((0, 0), 0, 0, color="lightsteelblue", label="training equation (seen)"))
     zoom.add_patch(plt.Rectangle((0, 0), 0, 0, fc="white", ec="gray", label="validation equation (hidden)"))
-    zoom.legend(loc="upper right", bbox_to_anchor=(1.0, -0.08), ncol=2, fontsize=8)
+    if undefined.any():
+        zoom.add_patch(plt.Rectangle((0, 0), 0, 0, color="lightgray", label="no equation (undefined)"))
+    zoom.legend(loc="upper right", bbox_to_anchor=(1.0, -0.11), ncol=3, fontsize=8)
     for ax in (whole, zoom):
         ax.set_xlabel("b (second operand)")
         ax.set_ylabel("a (first operand)")
@@ -244,8 +252,8 @@ def embeddings_figure(s5: dict, additions: list[dict], target: Path) -> None:
     ax = axes[0]
     points, labels = s5["points"], s5["labels"]
     ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab20" if labels.max() < 20 else "nipy_spectral", s=22)
-    ax.set_title(f"{s5['title']}\ncolour = {s5['side']} coset of a subgroup of order {s5['order']} "
-                 f"({labels.max() + 1} cosets; score {s5['score']:.2f})", fontsize=9)
+    ax.set_title(f"{s5['title']}\ncolour = {s5['side']} coset of the best of all subgroups (ANOVA F): "
+                 f"order {s5['order']}, {labels.max() + 1} cosets, score {s5['score']:.2f}", fontsize=9)
     ax.scatter([], [], color="gray", s=22, label="one answer symbol (permutation)")
     ax.legend(fontsize=7, loc="lower right")
     for ax, panel in zip(axes[1:], additions):

@@ -85,3 +85,12 @@ def test_split_is_seeded_sized_and_nested():
 def test_split_rejects_fractions_outside_the_open_interval(fraction):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         split_mask(1000, fraction, seed=0)
+
+
+def test_descents_count_falls_after_a_rise():
+    from repro.evaluate import descents
+
+    assert descents([5, 4, 3, 2, 1]) == 1
+    assert descents([5, 3, 4, 2]) == 2  # rose 33% above its low of 3, then fell below it
+    assert descents([5, 3, 3.3, 2]) == 1  # a 10% bump is noise, not a second descent
+    assert descents([5, 3, 6, 2, 2.2, 1]) == 2
