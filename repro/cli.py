@@ -145,6 +145,28 @@ def claims(context: click.Context) -> None:
 
 
 @main.command()
+@_clear_errors
+def readme() -> None:
+    """Rewrites README.md's table of claim verdicts from reports/claims.json (after `dvc repro`)."""
+    import json
+
+    from repro import claims as claims_module
+    from repro import files
+
+    report_path = REPORT_DIR / "claims.json"
+    if not report_path.is_file():
+        raise ConfigError(f"{report_path} is missing; make it with `repro claims` (or `dvc repro`)")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    path = Path("README.md")
+    try:
+        text = claims_module.with_verdicts(path.read_text(encoding="utf-8"), report)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    files.write_text(path, text)
+    click.echo(f"{path}: claim verdicts from {report_path}")
+
+
+@main.command()
 @click.option("--updates", default=0, help="Updates per timing (default: ~3 s worth per model).")
 @click.option("--repeats", default=3, show_default=True, help="Timings per model; the median is reported.")
 @click.option("--model", "model_names", multiple=True, help="Models from params.yaml (default: all).")

@@ -1,0 +1,91 @@
+"""What a reviewer's machine relies on without running it: the lock file, the set-up script, the Dockerfile."""
+
+import re
+
+from conftest import REPO
+
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+README = (REPO / "README.md").read_text()
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def _all(name: str) -> list[str]:
+    return [args for instruction, args in _instructions(DOCKERFILE) if instruction == name]
+
+
+def test_dockerfile_base_image_is_an_exact_official_python_3_11():
+    (base,) = _all("FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base
+
+
+def test_dockerfile_runs_as_a_non_root_user():
+    users = _all("USER")
+    assert users and users[-1] not in ("root", "0")
+    assert _instructions(DOCKERFILE).index(("USER", users[0])) < _instructions(DOCKERFILE).index(("RUN", "./setup.sh"))
+
+
+def test_dockerfile_installs_from_the_lock_file_through_the_set_up_script():
+    assert "./setup.sh" in _all("RUN")
+    copied = " ".join(_all("COPY"))
+    assert "requirements.lock" in copied and "setup.sh" in copied
+    setup = (REPO / "setup.sh").read_text()
+    assert "--require-hashes -r requirements.lock" in setup and "--no-deps" in setup
+    assert "./setup.sh" in (REPO / ".ci/run").read_text()
+
+
+def test_dockerfile_runs_the_pipeline_without_git_into_the_mounted_folder():
+    assert any("core.no_scm true" in run for run in _all("RUN"))
+    assert ".git" in (REPO / ".dockerignore").read_text().split()
+    (volume,) = _all("VOLUME")
+    (command,) = _all("CMD")
+    assert "dvc repro" in command and "$RESULTS" in command
+    assert any(f"RESULTS={volume}" in env for env in _all("ENV"))
+
+
+def test_readme_docker_lines_match_the_dockerfile():
+    readme_lines = {line.strip() for line in README.splitlines() if line.strip().startswith("docker ")}
+    dockerfile_lines = {line.lstrip("# ").strip() for line in DOCKERFILE.splitlines()
+                        if line.lstrip("# ").startswith("docker ")}
+    assert dockerfile_lines and dockerfile_lines <= readme_lines
+    volume = _all("VOLUME")[0]
+    run = next(line for line in readme_lines if line.startswith("docker run"))
+    assert f":{volume}" in run
+
+
+def test_lock_file_pins_every_package_with_hashes():
+    lock = (REPO / "requirements.lock").read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s\\]+)", lock, flags=re.MULTILINE)
+    names = {name.lower().replace("_", "-") for name, _ in pins}
+    assert {"tensorflow-cpu", "keras", "dvc", "click", "pandas", "matplotlib", "pytest"} <= names
+    assert lock.count("--hash=sha256:") >= len(pins)
+    for line in lock.splitlines():  # nothing unpinned slips in
+        if line and not line.startswith((" ", "#")):
+            assert "==" in line, line
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    first_block = re.search(r"```(?:bash|sh)?\n(.*?)```", README, flags=re.DOTALL).group(1)
+    setup_and_run, setup_and_test = first_block.strip().splitlines()
+    assert setup_and_run.startswith("./setup.sh") and setup_and_run.endswith("dvc repro")
+    assert setup_and_test.startswith("./setup.sh")
+    test_command = setup_and_test.split("&&")[-1].strip()
+    assert "pytest" in test_command and test_command in (REPO / ".ci/run").read_text()
+
+
+def test_the_installed_packages_are_exactly_the_locked_ones():
+    """setup.sh installed the lock file: every locked package at its locked version."""
+    from importlib import metadata
+
+    lock = (REPO / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", lock, flags=re.MULTILINE))
+    installed = {d.metadata["Name"].lower().replace("_", "-").replace(".", "-"): d.version
+                 for d in metadata.distributions()}
+    wrong = {name: (version, installed.get(name.lower().replace(".", "-")))
+             for name, version in pins.items() if installed.get(name.lower().replace(".", "-")) != version}
+    assert not wrong, f"installed versions differ from requirements.lock (run ./setup.sh): {wrong}"
