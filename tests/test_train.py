@@ -1,5 +1,6 @@
 """Training: exact repeatability across processes, exact resume after a kill, and real grokking."""
 
+import io
 import os
 import signal
 import subprocess
@@ -110,3 +111,23 @@ def test_the_mlp_really_groks(tmp_path):
     # ...and was still far from generalizing when training had already fit.
     at_fit = history.loc[history["update"] == metrics["updates_to_99_train"], "val_accuracy"].item()
     assert at_fit < 0.5
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stream, ci, shown", [(_Terminal, None, True), (_Terminal, "true", False),
+                                               (io.StringIO, None, False)])
+def test_progress_shows_on_a_terminal_only_outside_ci(monkeypatch, stream, ci, shown):
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.delenv("CI", raising=False)
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    progress = train.Progress("tiny", 1000, 0)
+    progress.update(1000, 1.0, 0.5)
+    text = err.getvalue()
+    assert ("1,000/1,000 updates (100%)" in text and "updates/s" in text and "left" in text) == shown
+    assert shown or text == ""
