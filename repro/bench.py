@@ -53,10 +53,10 @@ def _equations(operation: str, modulus: int) -> int:
 
 def batch_updates(run: RunConfig) -> float:
     """The run's work in batch-512 updates: a full-batch update costs (training set / 512) of them."""
-    t = run.training
+    from repro.train import batch_size
+
     num_train = round(run.dataset.train_fraction * _equations(run.dataset.operation, run.dataset.modulus))
-    batch = num_train if t.full_batch else min(t.batch_size, num_train // 2)
-    return t.updates * max(1.0, batch / BENCH_BATCH)
+    return run.training.updates * max(1.0, batch_size(run, num_train) / BENCH_BATCH)
 
 
 def estimate(config: Config, rates: dict[str, float]) -> dict[str, dict]:

@@ -50,3 +50,15 @@ def test_a_scale_that_breaks_params_leaves_them_untouched(project):
         scales.apply("broken", project / "params.yaml", project / "scales")
     assert (project / "params.yaml").read_bytes() == before
     assert sorted(p.name for p in project.iterdir()) == ["params.yaml", "scales"]
+
+
+def test_estimate_counts_full_batch_updates_by_their_size(project):
+    from repro import bench
+
+    paper = scales.apply("paper", project / "params.yaml", project / "scales")
+    groups = bench.estimate(paper, {"transformer": 36.0, "mlp": 1000.0})
+    assert groups["transformer_div"]["hours"] == pytest.approx(1_000_000 / 36.0 / 3600)
+    full = next(paper.runs[n] for n in paper.sweeps["s5_interventions"].members if paper.runs[n].training.full_batch)
+    # A full-batch update on 14,400 · fraction equations costs that many / 512 minibatch updates.
+    assert bench.batch_updates(full) == pytest.approx(
+        full.training.updates * round(full.dataset.train_fraction * 14_400) / 512)
