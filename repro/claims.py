@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from repro.evaluate import sweep_frame
+
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = "reproduced", "not reproduced", "not testable at this scale"
 THRESHOLD = 0.99  # "generalizes": best validation accuracy ≥ 99%, as for the 99% curves of Figure 1
 
@@ -30,13 +32,6 @@ class Claim:
     criterion: str  # how the verdict is decided from the metrics
     measured: str
     verdict: str
-
-
-def _frame(sweep: dict) -> pd.DataFrame:
-    frame = pd.DataFrame(sweep["runs"].values())
-    for column in ("updates_to_99_train", "updates_to_99_val"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(np.inf)
-    return frame
 
 
 def _mean_best(frame: pd.DataFrame, key: str, value: str) -> float:
@@ -91,7 +86,7 @@ def _figure4(run: dict) -> Claim:
 
 
 def _fractions(sweep: dict) -> list[Claim]:
-    frame = _frame(sweep)
+    frame = sweep_frame(sweep)
     medians = frame.groupby("train_fraction")[["updates_to_99_val", "updates_to_99_train"]].median()
     val = medians["updates_to_99_val"]
     val = val[np.isfinite(val)]
@@ -125,7 +120,7 @@ def _fractions(sweep: dict) -> list[Claim]:
 
 
 def _interventions(sweep: dict) -> list[Claim]:
-    frame = _frame(sweep)
+    frame = sweep_frame(sweep)
     known = set(frame["intervention"])
     needed = {name: _data_needed(frame, "intervention", name) for name in known}
     mean = {name: _mean_best(frame, "intervention", name) for name in known}
@@ -198,7 +193,7 @@ SYMMETRIC_PAIRS = [("add", "sub"), ("mul", "div"), ("quad", "quad_x")]
 
 
 def _operations(sweep: dict) -> list[Claim]:
-    frame = _frame(sweep)
+    frame = sweep_frame(sweep)
     known = set(frame["operation"])
     mean = {op: _mean_best(frame, "operation", op) for op in known}
     fractions = sweep["grid"]["fractions"]

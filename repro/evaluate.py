@@ -94,6 +94,16 @@ def fingerprints(run_dir: Path) -> dict[str, str]:
     return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in RESULT_FILES}
 
 
+def comparable(summary: dict, sha256: dict[str, str]) -> dict:
+    """The numbers `repro verify` compares, with the result files' hashes: a sweep member's metrics."""
+    return {
+        **{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
+        "final_train_accuracy": summary["final"]["train_accuracy"],
+        "final_val_accuracy": summary["final"]["val_accuracy"],
+        "sha256": sha256,
+    }
+
+
 def summarize_run(run: RunConfig, run_dir: Path) -> dict:
     return {**summarize(read_history(run_dir, run.name)), "setting": setting(run), "sha256": fingerprints(run_dir)}
 
@@ -109,10 +119,7 @@ def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Pa
             "train_fraction": run.dataset.train_fraction,
             "seed": run.training.seed,
             "intervention": name.rsplit("-", 1)[1],
-            **{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
-            "final_train_accuracy": summary["final"]["train_accuracy"],
-            "final_val_accuracy": summary["final"]["val_accuracy"],
-            "sha256": fingerprints(runs_dir / name),
+            **comparable(summary, fingerprints(runs_dir / name)),
         }
     first = runs[sweep.members[0]]
     return {
@@ -126,6 +133,14 @@ def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Pa
         },
         "runs": members,
     }
+
+
+def sweep_frame(summary: dict) -> pd.DataFrame:
+    """A sweep's runs as rows; "not reached" becomes infinity, so it sorts above every update count."""
+    frame = pd.DataFrame(summary["runs"].values())
+    for column in ("updates_to_99_train", "updates_to_99_val"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
+    return frame
 
 
 def read_metrics(path: Path) -> dict:

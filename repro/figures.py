@@ -155,14 +155,6 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 # --- sweeps: Figures 1 (center) and 2 -----------------------------------------
 
 
-def _sweep_frame(summary: dict) -> pd.DataFrame:
-    frame = pd.DataFrame(summary["runs"].values())
-    for column in ("updates_to_99_train", "updates_to_99_val"):
-        # "not reached" sorts above every update count: the median of (1000, never, never) is never.
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(np.inf)
-    return frame
-
-
 def _sweep_caption(summary: dict, what: str) -> str:
     g = summary["grid"]
     fractions = ", ".join(f"{f:g}" for f in g["fractions"])
@@ -172,7 +164,7 @@ def _sweep_caption(summary: dict, what: str) -> str:
 
 def fractions_figure(summary: dict, target: Path) -> None:
     """Figure 1 (center): median updates to 99% validation and train accuracy per fraction."""
-    frame = _sweep_frame(summary)
+    frame = evaluate.sweep_frame(summary)
     budget = summary["grid"]["budget"]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for column, colour, label in (("updates_to_99_val", "tab:green", "validation"), ("updates_to_99_train", "tab:red", "train")):
@@ -217,7 +209,7 @@ def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, s
 
 def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path) -> None:
     """Figure 2 (left): best validation accuracy against training fraction per intervention."""
-    frame = _sweep_frame(summary)
+    frame = evaluate.sweep_frame(summary)
     labels = {}
     for name in summary["grid"]["interventions"]:
         changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
@@ -232,7 +224,7 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
 
 def operations_figure(summary: dict, operations: dict, target: Path) -> None:
     """Figure 2 (right): best validation accuracy against training fraction per operation."""
-    frame = _sweep_frame(summary)
+    frame = evaluate.sweep_frame(summary)
     names = summary["grid"]["operations"]
     labels = {op: operations[op].formula + (" (symmetric)" if operations[op].symmetric else "") for op in names}
     styles = {op: "-" if operations[op].symmetric else "--" for op in names}

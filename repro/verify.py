@@ -52,9 +52,7 @@ def committed(config: Config, name: str) -> dict:
             raise ConfigError(f"{name} is not in the committed metrics/{sweep}.json; run `dvc repro` first")
         return runs[member]
     metrics = evaluate.read_metrics(METRICS_DIR / f"{name}.json")
-    return {**{k: metrics[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy", "sha256")},
-            "final_train_accuracy": metrics["final"]["train_accuracy"],
-            "final_val_accuracy": metrics["final"]["val_accuracy"]}
+    return evaluate.comparable(metrics, metrics["sha256"])
 
 
 def _difference(kind: str, old, new) -> float:
@@ -90,10 +88,7 @@ def fresh(config: Config, params: Path, name: str, scratch: Path) -> dict:
     _repro(params, scratch, "train", name)
     run_dir = scratch / "runs" / name
     summary = evaluate.summarize(evaluate.read_history(run_dir, name))
-    return {**{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
-            "final_train_accuracy": summary["final"]["train_accuracy"],
-            "final_val_accuracy": summary["final"]["val_accuracy"],
-            "sha256": evaluate.fingerprints(run_dir)}
+    return evaluate.comparable(summary, evaluate.fingerprints(run_dir))
 
 
 def verify(config: Config, params: Path, name: str) -> Outcome:
