@@ -27,20 +27,18 @@ def measure(model: ModelConfig, updates: int = 0, repeats: int = 3) -> Rate:
 
     x / y mod 97, 50% training data, the paper's AdamW, batch 512.
     """
-    import tensorflow as tf
-
     from repro import datasets
     from repro.train import Trainer
 
     dataset_config = DatasetConfig("div", 97, 0.5, 0)
     run = RunConfig("bench", "bench", dataset_config, model, TrainingConfig(batch_size=BENCH_BATCH))
     trainer = Trainer(run, datasets.make(dataset_config))
-    trainer.train_chunk(tf.constant(0), tf.constant(2))  # compiles
+    trainer.train_updates(0, 2)  # compiles
     count = updates or (100 if model.kind == "transformer" else 3000)  # ~3 s each
     rates, start = [], 2
     for _ in range(repeats):
         began = time.perf_counter()
-        trainer.train_chunk(tf.constant(start), tf.constant(count))
+        trainer.train_updates(start, start + count)
         rates.append(count / (time.perf_counter() - began))
         start += count
     return Rate(statistics.median(rates), min(rates), max(rates), count, repeats)

@@ -34,7 +34,7 @@ def _train(run, dataset, chunks, state=None):
         start, state = state
         trainer.restore(state)
     for count in chunks:
-        trainer.train_chunk(tf.constant(start, tf.int32), tf.constant(count, tf.int32))
+        trainer.train_updates(start, start + count)
         start += count
     return trainer.evaluate().numpy(), (start, trainer.state())
 

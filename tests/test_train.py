@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -34,6 +35,27 @@ def test_batch_is_capped_at_half_the_training_set():
     run = config.parse(tiny_params()).run("tiny")
     assert train.batch_size(run, 264) == 132
     assert train.batch_size(run, 5000) == 512
+
+
+def test_stable_argsort_matches_numpys_stable_argsort_on_ties():
+    keys = np.random.default_rng(0).integers(0, 5, size=(3, 200)).astype(np.float32) / 5  # 0.0 included
+    assert np.array_equal(train.stable_argsort(keys), np.argsort(keys, axis=-1, kind="stable"))
+
+
+def test_each_epoch_is_a_fresh_permutation_and_calls_do_not_change_training():
+    run = config.parse(tiny_params()).run("tiny")
+    dataset = datasets.make(run.dataset)
+    whole = train.Trainer(run, dataset)
+    orders = whole.shuffles(0)
+    assert orders.shape == (train.EPOCHS_PER_CALL, whole.num_train)
+    assert all(np.array_equal(np.sort(order), np.arange(whole.num_train)) for order in orders)
+    assert len({order.tobytes() for order in orders}) == train.EPOCHS_PER_CALL
+    whole.train_updates(0, 100)
+    pieces = train.Trainer(run, dataset)
+    per_block = pieces.batches_per_epoch * train.EPOCHS_PER_CALL
+    for start, stop in [(0, 7), (7, per_block + 3), (per_block + 3, 100)]:  # across a block's end
+        pieces.train_updates(start, stop)
+    assert all(np.array_equal(a, b) for a, b in zip(whole.state(), pieces.state()))
 
 
 def test_two_processes_give_byte_identical_outputs(tmp_path):
