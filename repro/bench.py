@@ -23,7 +23,7 @@ class Rate:
 
 
 def measure(model: ModelConfig, updates: int = 0, repeats: int = 3) -> Rate:
-    """Updates per second of the compiled loop alone, after one call that compiles it.
+    """Updates per second of training alone (shuffles included, evaluation not), after one call that compiles it.
 
     x / y mod 97, 50% training data, the paper's AdamW, batch 512.
     """
