@@ -175,8 +175,8 @@ def readme() -> None:
 def bench(context: click.Context, updates: int, repeats: int, model_names: tuple[str, ...]) -> None:
     """Prints training updates per second at batch 512 for each model on this machine.
 
-    Times the compiled update loop alone (x / y mod 97, 50% training data,
-    the paper's AdamW settings), after one call that compiles it.
+    Times the updates alone, shuffles included and evaluation not (x / y mod 97,
+    50% training data, the paper's AdamW settings), after one call that compiles it.
     """
     from repro import bench as bench_module
 
