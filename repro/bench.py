@@ -1,4 +1,4 @@
-"""Speed: `repro bench` (updates per second) and `repro estimate` (the compute a params file needs)."""
+"""Speed: `repro bench` (updates per second, one run and groups) and `repro estimate` (the compute a params file needs)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,48 @@ from repro.config import Config, DatasetConfig, ModelConfig, RunConfig, Training
 from repro.tasks import build_table
 
 BENCH_BATCH = 512
+CPU_GROUP_SIZES = (1, 2, 8)
+GPU_GROUP_SIZES = (1, 8, 32, 128)
 
 
 @dataclass(frozen=True)
 class Rate:
-    median: float
+    runs: int  # runs trained together
+    median: float  # updates per second, all runs together
     low: float
     high: float
     updates: int
     repeats: int
 
 
-def measure(model: ModelConfig, updates: int = 0, repeats: int = 3) -> Rate:
-    """Updates per second of training alone (shuffles included, evaluation not), after one call that compiles it.
+def measure(model: ModelConfig, runs: int = 1, updates: int = 0, repeats: int = 3, precision: str = "fp32") -> Rate:
+    """Updates per second of a group of `runs` runs, all together (batch drawing included, evaluation not).
 
-    x / y mod 97, 50% training data, the paper's AdamW, batch 512.
+    x / y mod 97, 50% training data, the paper's AdamW, batch 512; each run its
+    own seed and split. Timed after one call that compiles.
     """
     from repro import datasets
-    from repro.train import Trainer
+    from repro.train import GroupTrainer
 
-    dataset_config = DatasetConfig("div", 97, 0.5, 0)
-    run = RunConfig("bench", "bench", dataset_config, model, TrainingConfig(batch_size=BENCH_BATCH))
-    trainer = Trainer(run, datasets.make(dataset_config))
+    configs = [DatasetConfig("div", 97, 0.5, seed) for seed in range(runs)]
+    group = [RunConfig(f"bench{seed}", None, d, model, TrainingConfig(batch_size=BENCH_BATCH, seed=seed))
+             for seed, d in enumerate(configs)]
+    trainer = GroupTrainer(group, [datasets.make(d) for d in configs], precision)
     trainer.train_updates(0, 2)  # compiles
-    count = updates or (100 if model.kind == "transformer" else 3000)  # ~3 s each
+    count = updates or max(20, (100 if model.kind == "transformer" else 3000) // runs)  # ~3 s each on a CPU
     rates, start = [], 2
     for _ in range(repeats):
         began = time.perf_counter()
         trainer.train_updates(start, start + count)
-        rates.append(count / (time.perf_counter() - began))
+        rates.append(count * runs / (time.perf_counter() - began))
         start += count
-    return Rate(statistics.median(rates), min(rates), max(rates), count, repeats)
+    return Rate(runs, statistics.median(rates), min(rates), max(rates), count, repeats)
+
+
+def group_sizes() -> tuple[int, ...]:
+    from repro import backend
+
+    return GPU_GROUP_SIZES if backend.accelerator() == "gpu" else CPU_GROUP_SIZES
 
 
 @functools.cache
@@ -57,13 +68,24 @@ def batch_updates(run: RunConfig) -> float:
     return run.training.updates * max(1.0, batch_size(run, num_train) / BENCH_BATCH)
 
 
-def estimate(config: Config, rates: dict[str, float]) -> dict[str, dict]:
-    """Hours of training per group of runs (each named run, each sweep) at `rates` (updates/s per model kind)."""
-    groups: dict[str, dict] = {}
-    for run in config.runs.values():
-        group = run.name.split("/")[0] if "/" in run.name else run.name
-        entry = groups.setdefault(group, {"runs": 0, "updates": 0, "hours": 0.0})
-        entry["runs"] += 1
-        entry["updates"] += run.training.updates
-        entry["hours"] += batch_updates(run) / rates[run.model.kind] / 3600
-    return groups
+def rate_for(rates: dict[int, float], runs: int) -> float:
+    """The measured total rate of the largest measured group no larger than `runs`."""
+    return rates[max(size for size in rates if size <= runs)]
+
+
+def estimate(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, dict]:
+    """Hours of training per sweep or named run, at `rates` (model kind → group size → total updates/s).
+
+    Each group trains at the rate measured for its size (or the nearest smaller size measured).
+    """
+    out: dict[str, dict] = {}
+    for group in config.groups.values():
+        members = [config.runs[name] for name in group.members]
+        key = group.name.split("/")[0]
+        rate = rate_for(rates[members[0].model.kind], len(members))
+        entry = out.setdefault(key, {"runs": 0, "groups": 0, "updates": 0, "hours": 0.0})
+        entry["runs"] += len(members)
+        entry["groups"] += 1
+        entry["updates"] += sum(run.training.updates for run in members)
+        entry["hours"] += sum(batch_updates(run) for run in members) / rate / 3600
+    return out

@@ -64,21 +64,30 @@ def generate(context: click.Context, names: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("name")
+@click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True,
+              help="Matrix-product precision on GPUs (CPUs compute fp32 either way); recorded in run.json.")
 @click.pass_context
 @_clear_errors
-def train(context: click.Context, name: str) -> None:
-    """Trains run NAME; writes runs/NAME/ (resumes a killed run from its checkpoint)."""
+def train(context: click.Context, name: str, precision: str) -> None:
+    """Trains group NAME (a named run, or a sweep's `<sweep>/<operation>-<intervention>`) into runs/NAME/.
+
+    A sweep member's name trains the whole group it belongs to. A killed group
+    resumes from its checkpoint. KERAS_BACKEND picks the backend (tensorflow,
+    the default, or jax).
+    """
     from repro import datasets
     from repro import train as train_module
 
-    run = _config(context).run(name)
-    if run.dataset_name is None:  # a sweep member: its split is cheap to make, and recorded in run.json
-        dataset = datasets.make(run.dataset)
-    else:
-        dataset = datasets.load(DATA_DIR / run.dataset_name, run.dataset)
-    history = train_module.train(run, dataset, RUNS_DIR / name, CHECKPOINT_DIR / f"{name}.npz")
-    last = history[-1]
-    click.echo(f"{RUNS_DIR / name}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
+    config = _config(context)
+    group = config.group(name)
+    runs = [config.runs[member] for member in group.members]
+    data = [datasets.make(run.dataset) if run.dataset_name is None  # a sweep member's split is cheap to make
+            else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
+    checkpoint = CHECKPOINT_DIR / f"{group.name}.npz"
+    histories = train_module.train_group(group.name, runs, data, RUNS_DIR / group.name, checkpoint, precision)
+    for run, history in zip(runs, histories):
+        last = history[-1]
+        click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
 
 
 @main.command()
@@ -96,7 +105,7 @@ def evaluate(context: click.Context, name: str) -> None:
         files.write_json(METRICS_DIR / f"{name}.json", metrics)
         click.echo(f"{METRICS_DIR / name}.json: {len(metrics['runs'])} runs")
         return
-    metrics = evaluate_module.summarize_run(config.run(name), RUNS_DIR / name)
+    metrics = evaluate_module.summarize_run(config.run(name), RUNS_DIR / config.run(name).directory)
     files.write_json(METRICS_DIR / f"{name}.json", metrics)
     click.echo(f"{METRICS_DIR / name}.json: 99% train at {metrics['updates_to_99_train']}, "
                f"99% validation at {metrics['updates_to_99_val']}, best val {metrics['best_val_accuracy']:.3f}")
@@ -166,51 +175,70 @@ def readme() -> None:
     click.echo(f"{path}: claim verdicts from {report_path}")
 
 
+def _device() -> str:
+    from repro import backend
+
+    return f"{backend.NAME} on {backend.accelerator()} ({', '.join(backend.devices())})"
+
+
 @main.command()
-@click.option("--updates", default=0, help="Updates per timing (default: ~3 s worth per model).")
-@click.option("--repeats", default=3, show_default=True, help="Timings per model; the median is reported.")
+@click.option("--updates", default=0, type=click.IntRange(min=0),
+              help="Updates per timing (default: ~3 s worth on a CPU).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Timings per model and group size; the median is reported.")
 @click.option("--model", "model_names", multiple=True, help="Models from params.yaml (default: all).")
+@click.option("--runs", "sizes", multiple=True, type=click.IntRange(min=1),
+              help="Group sizes to time (default: 1 2 8 on a CPU, 1 8 32 128 on a GPU).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True)
 @click.pass_context
 @_clear_errors
-def bench(context: click.Context, updates: int, repeats: int, model_names: tuple[str, ...]) -> None:
-    """Prints training updates per second at batch 512 for each model on this machine.
+def bench(context: click.Context, updates: int, repeats: int, model_names: tuple[str, ...], sizes: tuple[int, ...],
+          precision: str) -> None:
+    """Prints training updates per second at batch 512: one run, and groups of runs trained together.
 
-    Times the updates alone, shuffles included and evaluation not (x / y mod 97,
-    50% training data, the paper's AdamW settings), after one call that compiles it.
+    Times the updates alone, batch drawing included and evaluation not (x / y
+    mod 97, 50% training data, the paper's AdamW), after one call that compiles.
+    A group's rate is all its runs' updates together.
     """
     from repro import bench as bench_module
 
     config = _config(context)
+    click.echo(f"device: {_device()}, precision {precision}")
     for name in model_names or tuple(config.models):
         if name not in config.models:
             raise ConfigError(f"no model named {name!r} in params.yaml; models: {', '.join(config.models)}")
-        rate = bench_module.measure(config.models[name], updates, repeats)
-        click.echo(f"{name}: {rate.median:,.1f} updates/s at batch {bench_module.BENCH_BATCH} "
-                   f"(median of {rate.repeats} x {rate.updates} updates; range {rate.low:,.1f}-{rate.high:,.1f})")
+        for size in sizes or bench_module.group_sizes():
+            rate = bench_module.measure(config.models[name], size, updates, repeats, precision)
+            click.echo(f"{name}, {size} run(s): {rate.median:,.1f} updates/s in all, {rate.median / size:,.1f} per run "
+                       f"(median of {rate.repeats} x {rate.updates} updates; range {rate.low:,.1f}-{rate.high:,.1f})")
 
 
 @main.command()
 @click.pass_context
 @_clear_errors
 def estimate(context: click.Context) -> None:
-    """Estimates the training time of every run in params.yaml from this machine's `repro bench`.
+    """Estimates the training time of every group in params.yaml from this machine's `repro bench`.
 
-    A full-batch update is counted as (training set / 512) batch-512 updates.
-    Start-up (~7 s a run here) and evaluation are left out.
+    Each group trains at the rate measured for its size (the nearest smaller
+    size measured). A full-batch update is counted as (training set / 512)
+    batch-512 updates. Start-up and evaluation are left out.
     """
     from repro import bench as bench_module
 
     config = _config(context)
     kinds = sorted({run.model.kind for run in config.runs.values()})
     models = {m.kind: m for m in config.models.values()}
-    rates = {kind: bench_module.measure(models[kind]).median for kind in kinds}
-    click.echo("measured: " + ", ".join(f"{k} {r:,.1f} updates/s" for k, r in rates.items()))
+    rates = {kind: {size: bench_module.measure(models[kind], size).median for size in bench_module.group_sizes()}
+             for kind in kinds}
+    click.echo(f"device: {_device()}")
+    for kind, by_size in rates.items():
+        click.echo(f"measured {kind}: " + ", ".join(f"{size} run(s) {r:,.1f} updates/s" for size, r in by_size.items()))
     groups = bench_module.estimate(config, rates)
     for name, g in groups.items():
-        click.echo(f"{name}: {g['runs']} run(s), {g['updates']:,} updates, {g['hours']:,.1f} h")
+        click.echo(f"{name}: {g['runs']} run(s) in {g['groups']} group(s), {g['updates']:,} updates, {g['hours']:,.2f} h")
     total = sum(g["hours"] for g in groups.values())
     click.echo(f"total ({config.scale} scale): {sum(g['runs'] for g in groups.values())} runs, "
-               f"{total:,.1f} h on one such machine ({total / 24:,.1f} days)")
+               f"{total:,.2f} h on one such machine ({total / 24:,.1f} days)")
 
 
 @main.command()
@@ -233,8 +261,8 @@ def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
         raise ConfigError("name the runs or sweeps to verify (e.g. `repro verify mlp_add`), or pass --all")
     expanded = [m for n in names for m in (config.sweeps[n].members if n in config.sweeps else [config.run(n).name])]
     outcomes = []
-    for name in expanded:
-        outcome = verify_module.verify(config, context.obj, name)
+    for outcome in verify_module.verify(config, context.obj, expanded):
+        name = outcome.name
         outcomes.append(outcome)
         click.echo(f"{name}: {outcome.verdict}")
         if outcome.files:

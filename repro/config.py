@@ -76,6 +76,13 @@ class RunConfig:
     dataset: DatasetConfig
     model: ModelConfig
     training: TrainingConfig
+    group: str = ""  # the group it trains in (its own name for a named run)
+    directory: str = ""  # its output folder under runs/
+
+    def __post_init__(self):
+        for key in ("group", "directory"):
+            if not getattr(self, key):
+                object.__setattr__(self, key, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,17 +92,33 @@ class RunConfig:
         data = self.to_dict()
         # How often a checkpoint is written changes no result.
         del data["training"]["checkpoint_seconds"]
-        del data["name"]
+        for key in ("name", "group", "directory"):
+            del data[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """Runs trained together by one process, their weights stacked along a leading axis.
+
+    A named run is a group of one. A sweep has one group per operation and
+    intervention, `<sweep>/<operation>-<intervention>`, holding every fraction
+    and seed; its folder runs/<group>/ is one DVC output, the unit DVC caches.
+    Members share the model, the operation table, the budget and the log grid.
+    """
+
+    name: str
+    members: tuple[str, ...]  # run names, in grid order
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """A grid of runs: operations × fractions × seeds × interventions.
 
-    Member `op-fraction-seed-intervention` is the run `<sweep>/op-fraction-seed-intervention`,
-    with outputs in runs/<sweep>/op-fraction-seed-intervention/, the name dvc.yaml builds
-    from the same lists. The seed sets both the split and the training seed.
+    Member `op-fraction-seed-intervention` is the run `<sweep>/op-fraction-seed-intervention`;
+    it trains in group `<sweep>/op-intervention`, with outputs in
+    runs/<sweep>/op-intervention/op-fraction-seed-intervention/. dvc.yaml builds the
+    group names from the same lists. The seed sets both the split and the training seed.
     """
 
     name: str
@@ -125,6 +148,7 @@ class Config:
     models: dict[str, ModelConfig]
     runs: dict[str, RunConfig]  # named runs and every sweep member
     sweeps: dict[str, SweepConfig]
+    groups: dict[str, GroupConfig]  # what `repro train` and one DVC stage train together
     interventions: dict[str, dict[str, Any]]
     figures: FiguresConfig
 
@@ -132,6 +156,14 @@ class Config:
         if name not in self.runs:
             raise ConfigError(f"no run named {name!r} in params.yaml; runs: {', '.join(self.runs)}")
         return self.runs[name]
+
+    def group(self, name: str) -> GroupConfig:
+        """The group called `name`, or the group that run `name` trains in."""
+        if name in self.groups:
+            return self.groups[name]
+        if name in self.runs:
+            return self.groups[self.runs[name].group]
+        raise ConfigError(f"no group or run named {name!r} in params.yaml; groups: {', '.join(self.groups)}")
 
     def sweep(self, name: str) -> SweepConfig:
         if name not in self.sweeps:
@@ -238,10 +270,30 @@ def _one_of(where: str, name: Any, known: dict, what: str) -> str:
     return name
 
 
-def _run(name, dataset_name, dataset, model, overrides, defaults) -> RunConfig:
+def _run(name, dataset_name, dataset, model, overrides, defaults, group="", directory="") -> RunConfig:
     training = _dataclass(TrainingConfig, f"runs.{name}", overrides, defaults)
     _check_training(f"runs.{name}", training)
-    return RunConfig(name, dataset_name, dataset, model, training)
+    return RunConfig(name, dataset_name, dataset, model, training, group, directory)
+
+
+def group_name(sweep: str, operation: str, intervention: str) -> str:
+    """A sweep group's name; dvc.yaml writes the same from the matrix values."""
+    return f"{sweep}/{operation}-{intervention}"
+
+
+def _check_group(group: GroupConfig, runs: dict[str, RunConfig]) -> None:
+    first = runs[group.members[0]]
+    for name in group.members[1:]:
+        run = runs[name]
+        for what, mine, theirs in (
+            ("model", run.model, first.model),
+            ("operation", (run.dataset.operation, run.dataset.modulus), (first.dataset.operation, first.dataset.modulus)),
+            ("updates", run.training.updates, first.training.updates),
+            ("log_points", run.training.log_points, first.training.log_points),
+        ):
+            if mine != theirs:
+                raise ConfigError(f"group {group.name}: {name} and {first.name} differ in {what} ({mine} vs {theirs}); "
+                                  "runs trained together must share the model, table, budget and log grid")
 
 
 def member_name(operation: str, fraction: float, seed: int, intervention: str) -> str:
@@ -272,9 +324,11 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
     for operation, fraction, seed, intervention in itertools.product(operations, fractions, seeds, chosen):
         dataset = DatasetConfig(operation, modulus, fraction, seed)
         _check_dataset(where, dataset)
-        run_name = f"{name}/{member_name(operation, fraction, seed, intervention)}"
+        member = member_name(operation, fraction, seed, intervention)
+        group = group_name(name, operation, intervention)
         overrides = {**interventions[intervention], "seed": seed}
-        runs[run_name] = _run(run_name, None, dataset, models[model], overrides, sweep_training)
+        runs[f"{name}/{member}"] = _run(f"{name}/{member}", None, dataset, models[model], overrides, sweep_training,
+                                        group, f"{group}/{member}")
     sweep = SweepConfig(name, model, modulus, operations, fractions, seeds, chosen, tuple(runs))
     return sweep, runs
 
@@ -294,6 +348,9 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
     operations = [runs[name].dataset.operation for name in embeddings]
     if operations[0] not in ("s5_mul", "s5_conj", "s5_xyx") or operations[1:] != ["add", "add"]:
         raise ConfigError(f"figures.embeddings must name an S5 run, then two x + y runs; got operations {operations}")
+    if embeddings[0] not in sweeps[_one_of("figures.fractions", raw["fractions"], sweeps, "sweeps")].members:
+        raise ConfigError(f"figures.embeddings[0] ({embeddings[0]}) must be a member of the sweep figures.fractions "
+                          f"({raw['fractions']}): dvc.yaml's figure_embeddings stage depends on that sweep's folder")
     return FiguresConfig(
         curves=curves,
         table=_one_of("figures.table", raw["table"], datasets, "datasets"),
@@ -352,9 +409,16 @@ def parse(raw: Any) -> Config:
         sweeps[name], members = _sweep(name, value, models, interventions, defaults)
         runs.update(members)
 
+    groups: dict[str, GroupConfig] = {}
+    for run in runs.values():
+        groups.setdefault(run.group, GroupConfig(run.group, ()))
+        groups[run.group] = GroupConfig(run.group, (*groups[run.group].members, run.name))
+    for group in groups.values():
+        _check_group(group, runs)
+
     figures = _figures(raw["figures"], datasets, runs, sweeps)
     scale = _value("scale", raw["scale"], str)
-    return Config(scale, datasets, models, runs, sweeps, interventions, figures)
+    return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures)
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Config:

@@ -1,31 +1,69 @@
-"""The one place where randomness and kernel choice are pinned.
+"""The one place where randomness, kernel choice and precision are pinned.
 
-Same command, same machine, same library versions: byte-identical outputs.
-Across machines, round-off can differ (CPU vector units, oneDNN), which
-TensorFlow does not promise to hide.
+Same command, same machine, same backend, same library versions:
+byte-identical outputs. Across machines, round-off can differ (CPU vector
+units, oneDNN, GPU models), which neither backend promises to hide.
+
+- TensorFlow: op determinism on, every training function compiled by XLA
+  (XLA and TensorFlow's own kernels round differently; we keep one).
+- JAX: XLA always compiles; on a GPU `--xla_gpu_deterministic_ops=true`
+  makes reductions and scatters deterministic and turns off autotuning's
+  timing-dependent choices.
+- Precision: float32 matrix products everywhere ("fp32"); TF32 (10-bit
+  mantissa products on Ampere and later GPUs) only when a run asks for it
+  (`repro train --precision tf32`). CPUs have no TF32: there both are fp32.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
-import keras
+import os
+
+PRECISIONS = ("fp32", "tf32")
+_DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"
+_configured: dict = {}
 
 
-# XLA and TensorFlow's own kernels round differently: every compiled function uses this.
-JIT_COMPILE = True
+def configure(precision: str = "fp32") -> None:
+    """Pins determinism and matrix-product precision for this process (before any computation)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    from repro import backend
 
+    if backend.NAME == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if _DETERMINISTIC_GPU_FLAG not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {_DETERMINISTIC_GPU_FLAG}".strip()
+        import jax
 
-def configure(seed: int) -> None:
-    """Seeds Python, NumPy, TensorFlow and Keras, and makes TensorFlow's kernels deterministic."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+        # "highest" is true float32 on GPUs; "tensorfloat32" allows TF32 products.
+        jax.config.update("jax_default_matmul_precision", "highest" if precision == "fp32" else "tensorfloat32")
+    else:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+    _configured.update(precision=precision)
 
 
 def settings() -> dict:
-    """What `configure` set, for the provenance record of each run."""
-    return {
-        "op_determinism": True,
-        "xla": JIT_COMPILE,
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
+    """What `configure` set: part of each run's run.json (the same wherever the run is reproduced)."""
+    from repro import backend
+
+    return {"backend": backend.NAME, "precision": _configured.get("precision", "fp32"), "xla": True,
+            "device": backend.accelerator()}
+
+
+def details() -> dict:
+    """The machine-dependent rest, for provenance.json: devices, XLA flags, thread settings."""
+    from repro import backend
+
+    found = {**settings(), "devices": backend.devices(), "versions": backend.versions()}
+    if backend.NAME == "jax":
+        found["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    else:
+        import tensorflow as tf
+
+        found.update(op_determinism=True,
+                     intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                     inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads())
+    return found

@@ -33,9 +33,11 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     if record["fingerprint"] != run.fingerprint():
         raise ConfigError(f"{run_dir} was trained with other parameters; retrain it with `repro train {run.name}`")
     num_elements = record["dataset"]["elements"]
-    model = models.build(run.model, num_elements, dropout=run.training.dropout)
+    from keras import ops
+
+    model = models.build(run.model, num_elements, dropout=bool(run.training.dropout))
     model.load_weights(run_dir / "model.weights.h5")
-    kernel = model.get_layer("output").kernel.numpy()  # (width, outputs)
+    kernel = ops.convert_to_numpy(model.get_layer("output").kernel)  # (width, outputs)
     return np.asarray(kernel, dtype=np.float64).T[:num_elements], record
 
 

@@ -113,13 +113,14 @@ def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Pa
     members = {}
     for name in sweep.members:
         run = runs[name]
-        summary = summarize(read_history(runs_dir / name, name))
+        run_dir = runs_dir / run.directory
+        summary = summarize(read_history(run_dir, name))
         members[name.split("/", 1)[1]] = {
             "operation": run.dataset.operation,
             "train_fraction": run.dataset.train_fraction,
             "seed": run.training.seed,
             "intervention": name.rsplit("-", 1)[1],
-            **comparable(summary, fingerprints(runs_dir / name)),
+            **comparable(summary, fingerprints(run_dir)),
         }
     first = runs[sweep.members[0]]
     return {

@@ -273,7 +273,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
     from repro import embeddings, tasks
 
     s5_name, *add_names = config.figures.embeddings
-    rows, record = embeddings.load_output_rows(RUNS_DIR / s5_name, config.runs[s5_name])
+    rows, record = embeddings.load_output_rows(RUNS_DIR / config.runs[s5_name].directory, config.runs[s5_name])
     run = config.runs[s5_name]
     table = tasks.build_table(run.dataset.operation, run.dataset.modulus)
     product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
@@ -291,7 +291,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
     }}
     additions = []
     for key, name in zip(("add_decay", "add_no_decay"), add_names):
-        rows, record = embeddings.load_output_rows(RUNS_DIR / name, config.runs[name])
+        rows, record = embeddings.load_output_rows(RUNS_DIR / config.runs[name].directory, config.runs[name])
         step, share = embeddings.number_line(rows)
         wd = record["run"]["training"]["weight_decay"]
         additions.append({
@@ -308,7 +308,7 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
 
     f = config.figures
     if name == "curves":
-        return curve_figures([RUNS_DIR / run for run in f.curves], out_dir)
+        return curve_figures([RUNS_DIR / config.runs[run].directory for run in f.curves], out_dir)
     if name == "table":
         target = out_dir / "fig1_right_table.png"
         table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)

@@ -23,14 +23,12 @@ import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
+from repro import backend
 from repro.config import ModelConfig
 
 SEQUENCE_LENGTH = 4  # a ∘ b =  (the answer c is predicted at "=")
-# XLA on CPU draws ThreeFry random numbers ~6x faster than TensorFlow's default choice.
-RANDOM_ALGORITHM = "threefry"
 
 
 def _torch_linear_init() -> keras.initializers.Initializer:
@@ -137,39 +135,34 @@ class OperandDense(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="repro")
 class Dropout(keras.layers.Layer):
-    """Inverted dropout in training, identity otherwise.
+    """Inverted dropout in training, identity otherwise, with its rate and random key as inputs.
 
-    Keras' own Dropout draws its mask with TensorFlow's default random
-    algorithm, which inside our XLA loop made an MLP update ~20x slower.
-    The seed state lives in `self.seeds` (part of `model.variables`), so a
-    resumed run continues the same sequence of masks.
+    Both live in non-trainable variables that the trainer sets for each run
+    and update through `stateless_call`: one compiled program trains runs of
+    different rates (rate 0 is the identity), and every mask is keyed by
+    (seed, update, layer), so a resumed run draws the same masks.
     """
 
-    def __init__(self, rate: float, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = rate
-        self.seeds = keras.random.SeedGenerator()  # seeded by determinism.configure
+    def build(self, input_shape):
+        self.rate = self.add_weight(shape=(), initializer="zeros", trainable=False, name="rate")
+        self.key = self.add_weight(shape=(2,), initializer="zeros", dtype="int32", trainable=False, name="key")
 
     def call(self, x, training=False):
         if not training:
             return x
-        seed = ops.cast(self.seeds.next(), "int32")
-        keep = tf.random.stateless_uniform(ops.shape(x), seed, alg=RANDOM_ALGORITHM) >= self.rate
+        keep = backend.uniform(ops.shape(x), self.key) >= self.rate
         return ops.where(keep, x / (1 - self.rate), 0.0)
 
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+
+def _dropout(x, dropout: bool, name: str):
+    return Dropout(name=name)(x) if dropout else x
 
 
-def _dropout(x, rate: float, name: str):
-    return Dropout(rate, name=name)(x) if rate else x
-
-
-def transformer(config: ModelConfig, num_elements: int, dropout: float = 0.0, answer_only: bool = True) -> keras.Model:
+def transformer(config: ModelConfig, num_elements: int, dropout: bool = False, answer_only: bool = True) -> keras.Model:
     """Input: token ids [a, ∘, b, =]; output: logits over the vocabulary at "=".
 
-    `dropout` is residual dropout: on each sublayer's output before it joins
-    the residual stream. `answer_only=False` computes every position through
+    `dropout` adds residual dropout layers: on each sublayer's output before it
+    joins the residual stream (their rate is set per run, see `Dropout`). `answer_only=False` computes every position through
     every block, as the official code does; the weights and the logits are the same.
     """
     vocab_size = num_elements + 2  # the elements, then ∘ and =
@@ -192,7 +185,7 @@ def transformer(config: ModelConfig, num_elements: int, dropout: float = 0.0, an
     return keras.Model(tokens, logits, name="transformer")
 
 
-def mlp(config: ModelConfig, num_elements: int, dropout: float = 0.0) -> keras.Model:
+def mlp(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
     """Input: element ids [a, b]; output: logits over the elements. `dropout` acts on the hidden units."""
     operands = keras.Input(shape=(2,), dtype="int32", name="operands")
     hidden = OperandDense(num_elements, config.hidden, name="hidden")(operands)
@@ -206,7 +199,7 @@ def mlp(config: ModelConfig, num_elements: int, dropout: float = 0.0) -> keras.M
     return keras.Model(operands, logits, name="mlp")
 
 
-def build(config: ModelConfig, num_elements: int, dropout: float = 0.0) -> keras.Model:
+def build(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
     return {"transformer": transformer, "mlp": mlp}[config.kind](config, num_elements, dropout=dropout)
 
 

@@ -1,4 +1,4 @@
-"""What produced a result: package versions, TensorFlow build, CPU, threads, git commit.
+"""What produced a result: package versions, backend and devices, CPU, threads, git commit.
 
 `repro env` prints it; every run writes it to runs/<run>/provenance.json.
 It is kept out of run.json on purpose: the commit and the machine change
@@ -14,7 +14,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "h5py", "ml-dtypes", "pandas", "matplotlib",
+PACKAGES = ("tensorflow-cpu", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "keras", "numpy", "h5py", "ml-dtypes", "pandas", "matplotlib",
             "scikit-learn", "dvc", "click", "pyyaml")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
                     "TF_XLA_FLAGS", "XLA_FLAGS", "KERAS_BACKEND")
@@ -59,14 +59,6 @@ def git() -> dict:
     return {"commit": commit or "unknown (no git repository)", "uncommitted_changes": dirty}
 
 
-def tensorflow_build() -> dict:
-    import tensorflow as tf
-
-    build = {k: str(v) for k, v in tf.sysconfig.get_build_info().items() if k in ("cpu_compiler", "is_cuda_build")}
-    return {"version": tf.__version__, "git_version": tf.version.GIT_VERSION, "compiler": tf.version.COMPILER_VERSION,
-            **build}
-
-
 def environment() -> dict:
     """Everything above, for this process."""
     from repro import determinism
@@ -75,8 +67,8 @@ def environment() -> dict:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
         "packages": packages(),
-        "tensorflow_build": tensorflow_build(),
+        "backend": determinism.details(),
         "cpu": cpu(),
-        "threads": {**determinism.settings(), "environment": {k: os.environ.get(k) for k in THREAD_VARIABLES}},
+        "environment": {k: os.environ.get(k) for k in THREAD_VARIABLES},
         "git": git(),
     }

@@ -1,57 +1,59 @@
-"""Training: a compiled loop of many updates per call, log-spaced evaluation, resumable.
+"""Training: a group of runs in one compiled program, log-spaced evaluation, resumable.
 
-`Trainer.train_updates` runs updates in XLA-compiled `tf.while_loop`s of up
-to `EPOCHS_PER_CALL` epochs each: no Python runs per update. Minibatches come
-from a fresh shuffle of the training set each epoch, keyed by (seed, epoch)
-alone, so the batch of update t is the same however the run was split into
-calls, or interrupted and resumed.
+A group is runs that share a model, an operation table, a budget and a log
+grid (config.GroupConfig). Their weights and Adam moments are stacked along
+a leading axis and updated together: `backend.map_runs` applies one run's
+update to every run (jax.vmap on JAX, written out per run on TensorFlow),
+inside a compiled loop of up to `CHUNK_UPDATES` updates; no Python runs per
+update. Every run keeps its own meaning: its seed, split, minibatch order,
+learning rate, warm-up and interventions are per-run values in the program.
 
-Outputs of a run (written together, atomically, when it finishes):
+Minibatches are drawn on the host: every epoch each run's training rows are
+permuted by NumPy, keyed by (seed, epoch) alone, so the batch of update t is
+the same however the training was split into calls, interrupted or resumed.
+Runs with smaller batches (full-batch runs of a smaller training set) are
+padded to the group's widest batch with zero weight.
+
+Outputs of each run (written together with the whole group, atomically):
     history.csv        update, losses, accuracies, global weight norm
     model.weights.h5   the final weights (Keras format)
-    run.json           parameters, seeds, dataset counts and library versions
+    run.json           parameters, seeds, dataset counts, group, backend and versions
+    provenance.json    the machine and environment that made them
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from repro import determinism, files, models, provenance
+from repro import backend, determinism, files, models, provenance
 from repro.config import RunConfig
 from repro.datasets import Dataset
 from repro.evaluate import HISTORY_COLUMNS
 
-
-# Shuffles are drawn for this many epochs at a time, outside the update loop: XLA's
-# CPU sort costs ~1 ms per shuffle of 4,656 examples, which was ~20% of an MLP update.
-EPOCHS_PER_CALL = 16
+# Updates per compiled call. Fixed, so that one compilation serves every call.
+CHUNK_UPDATES = 256
+CPU_THREADS = 2  # shards of a group trained at once on a CPU (the laptop's two cores)
+_SHUFFLE, _WEIGHT_NOISE, _UPDATE_NOISE, _DROPOUT = 1, 2, 3, 4  # purposes that key random draws
+_HYPER = ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "warmup_updates",
+          "update_noise", "weight_noise", "dropout")
 
 
 def log_schedule(updates: int, points: int) -> list[int]:
     """Updates after which to evaluate: 0, then `points` log-spaced steps up to `updates`."""
     spaced = np.unique(np.round(np.geomspace(1, updates, num=points)).astype(int))
     return [0, *spaced.tolist()]
-
-
-def stable_argsort(keys: np.ndarray) -> np.ndarray:
-    """`np.argsort(keys, axis=-1, kind="stable")` for float32 keys ≥ 0, as int32, ~8x quicker.
-
-    Non-negative floats order as their bit patterns do. With the index in the
-    low 32 bits every packed key is distinct, so NumPy's fast unstable sort
-    gives the stable order.
-    """
-    packed = (keys.view(np.int32).astype(np.int64) << 32) | np.arange(keys.shape[-1])
-    return (np.sort(packed, axis=-1) & 0xFFFFFFFF).astype(np.int32)
 
 
 def batch_size(run: RunConfig, num_train: int) -> int:
@@ -61,169 +63,266 @@ def batch_size(run: RunConfig, num_train: int) -> int:
     return max(1, min(run.training.batch_size, num_train // 2))
 
 
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    """lr · min(1, update / warmup): as the official code, the first update has lr 0."""
+class Batches:
+    """Each run's minibatches: every epoch a fresh permutation of its training rows, keyed by (seed, epoch)."""
 
-    def __init__(self, learning_rate: float, warmup_updates: int):
-        self.learning_rate, self.warmup_updates = learning_rate, warmup_updates
+    def __init__(self, rows: list[np.ndarray], sizes: list[int], seeds: list[int]):
+        self.rows, self.sizes, self.seeds = rows, sizes, seeds
+        self.per_epoch = [len(r) // s for r, s in zip(rows, sizes)]
+        self._orders: list[dict[int, np.ndarray]] = [{} for _ in rows]
 
-    def __call__(self, step):
-        if self.warmup_updates == 0:
-            return keras.ops.convert_to_tensor(self.learning_rate)
-        fraction = keras.ops.cast(step, "float32") / self.warmup_updates
-        return self.learning_rate * keras.ops.minimum(1.0, fraction)
+    def order(self, run: int, epoch: int) -> np.ndarray:
+        """The epoch's batches of `run`, as (batches per epoch, batch size) row indices."""
+        cache = self._orders[run]
+        if epoch not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            rng = np.random.default_rng([_SHUFFLE, self.seeds[run], epoch])
+            size, count = self.sizes[run], self.per_epoch[run]
+            cache[epoch] = rng.permutation(self.rows[run])[: size * count].reshape(count, size)
+        return cache[epoch]
 
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "warmup_updates": self.warmup_updates}
+    def take(self, start: int, count: int, width: int, length: int) -> np.ndarray:
+        """Row indices of updates start … start + count - 1: (length, runs, width), zero-padded."""
+        out = np.zeros((length, len(self.rows), width), dtype=np.int32)
+        for run, per_epoch in enumerate(self.per_epoch):
+            first, last = start // per_epoch, (start + count - 1) // per_epoch
+            batches = np.concatenate([self.order(run, e) for e in range(first, last + 1)])
+            offset = start - first * per_epoch
+            out[:count, run, : self.sizes[run]] = batches[offset: offset + count]
+        return out
 
 
 def _cross_entropy(labels, logits):
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    """Per-example cross-entropy of integer labels under softmax(logits)."""
+    # A one-hot product rather than a gather: the gather's gradient is a scatter, slow under XLA on a CPU.
+    picked = ops.sum(logits * ops.one_hot(labels, ops.shape(logits)[-1], dtype=logits.dtype), axis=-1)
+    return ops.logsumexp(logits, axis=-1) - picked
 
 
-class Trainer:
-    """A model, its optimiser and the compiled functions that train and evaluate it."""
+def adamw(params, grads, moments, velocities, targets, step, h):
+    """One AdamW update of one run, written out as Keras' AdamW computes it (tested against it).
 
-    def __init__(self, run: RunConfig, dataset: Dataset):
-        determinism.configure(run.training.seed)
-        kind = run.model.kind
-        inputs = models.encode(kind, dataset.a, dataset.b, dataset.num_elements)
-        self.x_train = tf.constant(inputs[dataset.train])
-        self.y_train = tf.constant(dataset.c[dataset.train])
-        self.x_val = tf.constant(inputs[~dataset.train])
-        self.y_val = tf.constant(dataset.c[~dataset.train])
-        self.num_train = int(dataset.train.sum())
-        self.batch_size = batch_size(run, self.num_train)
-        self.batches_per_epoch = self.num_train // self.batch_size
-        self.seed = run.training.seed
-        self.training = t = run.training
+    Decoupled decay first, `w ← w − (w − target)·wd·lr` (target 0, or the
+    initial weights for "decay towards init"), then Adam with bias correction;
+    `lr` is the warmed-up rate of update `step`, as Keras' schedule gives it.
+    """
+    warm = ops.where(h["warmup_updates"] > 0,
+                     ops.minimum(1.0, ops.cast(step, "float32") / ops.maximum(h["warmup_updates"], 1.0)), 1.0)
+    lr = h["learning_rate"] * warm
+    local_step = ops.cast(step + 1, "float32")
+    beta_1, beta_2 = h["beta_1"], h["beta_2"]
+    alpha = lr * ops.sqrt(1 - ops.power(beta_2, local_step)) / (1 - ops.power(beta_1, local_step))
+    new = ([], [], [])
+    for i, (w, g, m, v) in enumerate(zip(params, grads, moments, velocities)):
+        pulled = w if targets is None else w - targets[i] * h["decay_to_init"]
+        w = w - pulled * h["weight_decay"] * lr
+        m = m + (g - m) * (1 - beta_1)
+        v = v + (ops.square(g) - v) * (1 - beta_2)
+        w = w - (m * alpha) / (ops.sqrt(v) + h["epsilon"])
+        for store, value in zip(new, (w, m, v)):
+            store.append(value)
+    return new
 
-        self.model = models.build(run.model, dataset.num_elements, dropout=t.dropout)
-        # Keras' AdamW decays every trainable variable by lr·wd·w, as the official code does.
-        # Decay towards the initial weights is applied in `_update` instead.
-        self.optimizer = keras.optimizers.AdamW(
-            learning_rate=LinearWarmup(t.learning_rate, t.warmup_updates),
-            weight_decay=t.weight_decay if t.decay_towards == "zero" else 0.0,
-            beta_1=t.beta_1, beta_2=t.beta_2, epsilon=t.epsilon,
-        )
-        self.optimizer.build(self.model.trainable_variables)
-        self.initial_weights = []
-        if t.decay_towards == "init":
-            self.initial_weights = [
-                tf.Variable(v, trainable=False, name=f"initial_{i}")
-                for i, v in enumerate(self.model.trainable_variables)
-            ]
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=determinism.JIT_COMPILE)
-        self.evaluate = tf.function(self._evaluate, jit_compile=determinism.JIT_COMPILE)
-        self._shuffle_keys = tf.function(self._keys, jit_compile=determinism.JIT_COMPILE)
-        self._shuffled = (None, None)  # (block, its orders): each block is drawn once
 
-    def _keys(self, first_epoch):
-        """One uniform key per training example for each epoch of a block."""
-        return tf.stack([
-            tf.random.stateless_uniform([self.num_train], seed=tf.stack([self.seed, first_epoch + i]))
-            for i in range(EPOCHS_PER_CALL)
-        ])
+def _noise(params, key, purpose: int, std):
+    """Gaussian noise of std `std` for every weight, keyed by (seed, update, purpose, weight index)."""
+    key = backend.fold_in(key, purpose)
+    return [std * backend.normal(ops.shape(w), backend.fold_in(key, i)) for i, w in enumerate(params)]
 
-    def shuffles(self, block: int) -> np.ndarray:
-        """The training-set order of each epoch of `block` (epochs block·E … block·E + E - 1)."""
-        if self._shuffled[0] != block:
-            keys = self._shuffle_keys(tf.constant(block * EPOCHS_PER_CALL, tf.int32)).numpy()
-            self._shuffled = (block, stable_argsort(keys))
-        return self._shuffled[1]
+
+class Shard:
+    """Some runs of a group, stacked: their weights, Adam moments, hyperparameters, splits and batches."""
+
+    def __init__(self, positions: list[int], runs: list[RunConfig], train: np.ndarray, width: int,
+                 sizes: list[int], initial: list[list[np.ndarray]], decay_to_init: bool):
+        self.positions = positions
+        t = [runs[p].training for p in positions]
+        hyper = {name: np.array([getattr(x, name) for x in t], dtype="float32") for name in _HYPER}
+        hyper["decay_to_init"] = np.array([x.decay_towards == "init" for x in t], dtype="float32")
+        hyper["seed"] = np.array([x.seed for x in t], dtype="int32")
+        hyper["batch_weights"] = (np.arange(width)[None] < np.array([sizes[p] for p in positions])[:, None])
+        hyper["batch_weights"] = hyper["batch_weights"].astype("float32")
+        self.hyper = {k: ops.convert_to_tensor(v) for k, v in hyper.items()}
+        self.train_mask = ops.convert_to_tensor(train[positions].astype("float32"))
+        self.batches = Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
+                               [x.seed for x in t])
+        params = [np.stack(per_run) for per_run in zip(*(initial[p] for p in positions))]
+        state = {
+            "params": params,
+            "moments": [np.zeros_like(p) for p in params],
+            "velocities": [np.zeros_like(p) for p in params],
+            "targets": [p.copy() for p in params] if decay_to_init else [],
+        }
+        self.state = keras.tree.map_structure(ops.convert_to_tensor, state)
+
+
+class GroupTrainer:
+    """A group of runs and the compiled functions that train and evaluate it.
+
+    On a CPU the runs are split into `CPU_THREADS` shards, each its own stack,
+    trained by as many threads at once: XLA runs the MLP's small matrix
+    products on one core, and stacking more runs into one program gained
+    little there (MLP, 12 runs: 1.1x one run's speed), while two threads
+    nearly doubled it. On a GPU the whole group is one shard, one program.
+    The shards are a fixed function of the group, so the bytes do not depend
+    on the machine's core count.
+    """
+
+    def __init__(self, runs: list[RunConfig], datasets: list[Dataset], precision: str = "fp32"):
+        determinism.configure(precision)
+        self.runs, self.precision = runs, precision
+        first, kind = datasets[0], runs[0].model.kind
+        self.x = ops.convert_to_tensor(models.encode(kind, first.a, first.b, first.num_elements))
+        self.y = ops.convert_to_tensor(first.c)
+        train = np.stack([d.train for d in datasets])
+        self.num_train = train.sum(axis=1).astype(int).tolist()
+        self.sizes = [batch_size(run, n) for run, n in zip(runs, self.num_train)]
+        self.width = max(self.sizes)
+        t = [run.training for run in runs]
+        # Noise and dropout cost work even at zero; they are in the program only if a run uses them.
+        self.uses = {"weight_noise": any(x.weight_noise for x in t), "update_noise": any(x.update_noise for x in t),
+                     "dropout": any(x.dropout for x in t), "decay_to_init": any(x.decay_towards == "init" for x in t)}
+
+        self.model = self._build(runs[0], first.num_elements)
+        initial = []
+        for run in runs:
+            keras.utils.set_random_seed(run.training.seed)  # each run's own initial weights
+            initial.append([np.asarray(v) for v in self._build(run, first.num_elements).trainable_variables])
+        count = 1 if backend.accelerator() == "gpu" else min(CPU_THREADS, len(runs))
+        self.shards = [Shard(list(positions), runs, train, self.width, self.sizes, initial, self.uses["decay_to_init"])
+                       for positions in np.array_split(np.arange(len(runs)), count)]
+        self._pool = ThreadPoolExecutor(len(self.shards)) if len(self.shards) > 1 else None
+        self._train_chunk = backend.compile(self._train_chunk_function)
+        self._evaluate = backend.compile(self._evaluate_function)
+
+    def _build(self, run: RunConfig, num_elements: int) -> keras.Model:
+        return models.build(run.model, num_elements, dropout=self.uses["dropout"])
+
+    # --- the compiled functions ----------------------------------------------
+
+    def _logits(self, params, x, training: bool, rate=None, key=None):
+        """The model as a function of one run's weights; dropout layers get the run's rate and a key each."""
+        extra = []
+        for i, variable in enumerate(self.model.non_trainable_variables):
+            if not training:
+                extra.append(ops.zeros(variable.shape, variable.dtype))
+            elif variable.name == "rate":
+                extra.append(rate)
+            else:
+                extra.append(backend.fold_in(key, i))
+        logits, _ = self.model.stateless_call(params, extra, x, training=training)
+        return logits
+
+    def _update(self, state, h, rows, step):
+        """One update of one run on the training rows `rows`."""
+        params = state["params"]
+        key = ops.stack([h["seed"], ops.cast(step, "int32")])
+        x, y, weights = ops.take(self.x, rows, axis=0), ops.take(self.y, rows, axis=0), h["batch_weights"]
+
+        def loss(at):
+            logits = self._logits(at, x, True, h["dropout"], backend.fold_in(key, _DROPOUT))
+            return ops.sum(_cross_entropy(y, logits) * weights) / ops.sum(weights), None
+
+        at = params
+        if self.uses["weight_noise"]:  # the gradient is taken at noisy weights and applied to the clean ones
+            at = [w + n for w, n in zip(params, _noise(params, key, _WEIGHT_NOISE, h["weight_noise"]))]
+        _, grads = backend.value_and_grad(loss)(at)
+        targets = state["targets"] if self.uses["decay_to_init"] else None
+        params, moments, velocities = adamw(params, grads, state["moments"], state["velocities"], targets, step, h)
+        if self.uses["update_noise"]:
+            params = [w + n for w, n in zip(params, _noise(params, key, _UPDATE_NOISE, h["update_noise"]))]
+        return {"params": params, "moments": moments, "velocities": velocities, "targets": state["targets"]}
+
+    def _train_chunk_function(self, state, hyper, start, count, rows):
+        def body(i, state):
+            step = start + i
+            return backend.map_runs(lambda s, h, r: self._update(s, h, r, step), state, hyper, rows[i])
+
+        return backend.loop(count, body, state)
+
+    def _evaluate_function(self, params, train_mask):
+        """(runs, 5): train loss, train accuracy, validation loss, validation accuracy, weight norm."""
+
+        def one(params, train):
+            logits = self._logits(params, self.x, False)
+            loss = _cross_entropy(self.y, logits)
+            correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), self.y), "float32")
+            values = []
+            for mask in (train, 1.0 - train):
+                count = ops.sum(mask)
+                values += [ops.sum(loss * mask) / count, ops.sum(correct * mask) / count]
+            values.append(ops.sqrt(sum(ops.sum(ops.square(w)) for w in params)))
+            return ops.stack(values)
+
+        return backend.map_runs(one, params, train_mask)
+
+    # --- driving them --------------------------------------------------------
+
+    def _each_shard(self, work) -> list:
+        if self._pool is None:
+            return [work(shard) for shard in self.shards]
+        return list(self._pool.map(work, self.shards))
 
     def train_updates(self, start: int, stop: int) -> None:
-        """Runs updates start … stop - 1, one compiled call per block of epochs."""
-        per_block = self.batches_per_epoch * EPOCHS_PER_CALL
-        while start < stop:
-            block = start // per_block
-            end = min(stop, (block + 1) * per_block)
-            self.train_chunk(tf.constant(start, tf.int32), tf.constant(end - start, tf.int32), self.shuffles(block))
-            start = end
+        """Runs updates start … stop - 1 of every run."""
 
-    def _noise(self, step, purpose: int, std: float):
-        """Gaussian noise for every weight, keyed by (seed, update, purpose, weight index)."""
-        key = tf.stack([tf.constant(self.seed, tf.int32), step])
-        key = tf.random.experimental.stateless_fold_in(key, purpose)
-        return [
-            std * tf.random.stateless_normal(v.shape, tf.random.experimental.stateless_fold_in(key, i), alg=models.RANDOM_ALGORITHM)
-            for i, v in enumerate(self.model.trainable_variables)
-        ]
+        def work(shard: Shard) -> None:
+            begin = start
+            while begin < stop:
+                count = min(CHUNK_UPDATES, stop - begin)
+                rows = shard.batches.take(begin, count, self.width, CHUNK_UPDATES)
+                shard.state = self._train_chunk(shard.state, shard.hyper, ops.convert_to_tensor(np.int32(begin)),
+                                                ops.convert_to_tensor(np.int32(count)), ops.convert_to_tensor(rows))
+                begin += count
+            keras.tree.map_structure(ops.convert_to_numpy, shard.state["params"][:1])  # wait for the device
 
-    def _update(self, step, batch):
-        """One optimiser update on the examples `batch`, with the configured interventions."""
-        variables, t = self.model.trainable_variables, self.training
-        if t.weight_noise:
-            # The gradient is taken at noisy weights and applied to the clean ones.
-            clean = [tf.identity(v) for v in variables]
-            for v, noise in zip(variables, self._noise(step, 1, t.weight_noise)):
-                v.assign_add(noise)
-        with tf.GradientTape() as tape:
-            logits = self.model(tf.gather(self.x_train, batch), training=True)
-            loss = _cross_entropy(tf.gather(self.y_train, batch), logits)
-        # The embedding-style gathers give sparse gradients; AdamW's moments are dense
-        # anyway, and one dense conversion here is cheaper than Keras' sparse path.
-        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
-        if t.weight_noise:
-            for v, value in zip(variables, clean):
-                v.assign(value)
-        if self.initial_weights:
-            # As AdamW decays towards zero, before the Adam step, at the scheduled rate.
-            rate = self.optimizer.learning_rate * t.weight_decay
-            for v, v0 in zip(variables, self.initial_weights):
-                v.assign(v - (v - v0) * rate)
-        self.optimizer.apply(gradients, variables)
-        if t.update_noise:
-            for v, noise in zip(variables, self._noise(step, 2, t.update_noise)):
-                v.assign_add(noise)
+        self._each_shard(work)
 
-    def _train_chunk(self, start, count, orders):
-        """Runs updates start … start + count - 1, all in the block of epochs that `orders` shuffles."""
-        size, per_epoch = self.batch_size, self.batches_per_epoch
+    def evaluate(self) -> np.ndarray:
+        """(runs, 5), in the group's order."""
+        found = self._each_shard(lambda s: ops.convert_to_numpy(self._evaluate(s.state["params"], s.train_mask)))
+        return np.concatenate(found).astype(np.float64)
 
-        def update(step):
-            order = orders[(step // per_epoch) % EPOCHS_PER_CALL]
-            self._update(step, tf.slice(order, [(step % per_epoch) * size], [size]))
-            return (step + 1,)
-
-        tf.while_loop(lambda step: step < start + count, update, (start,))
-
-    def _evaluate(self):
-        """[train loss, train accuracy, val loss, val accuracy, global weight norm]."""
-        values = []
-        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val)):
-            logits = self.model(x, training=False)
-            correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y)
-            values += [_cross_entropy(y, logits), tf.reduce_mean(tf.cast(correct, tf.float32))]
-        squares = [tf.reduce_sum(tf.square(w)) for w in self.model.trainable_variables]
-        values.append(tf.sqrt(tf.add_n(squares)))
-        return tf.stack(values)
-
-    # --- checkpoints ---------------------------------------------------------
-
-    def _stateful(self) -> list:
-        # model.variables includes dropout's random-seed state, which a resume must restore.
-        return [*self.model.variables, *self.optimizer.variables, *self.initial_weights]
-
-    def state(self) -> list[np.ndarray]:
-        return [np.asarray(v) for v in self._stateful()]
+    def state_arrays(self) -> list[np.ndarray]:
+        return [np.asarray(ops.convert_to_numpy(a)) for s in self.shards for a in keras.tree.flatten(s.state)]
 
     def restore(self, arrays: list[np.ndarray]) -> None:
-        targets = self._stateful()
-        if len(arrays) != len(targets):
-            raise ValueError("checkpoint does not match the model; delete it to start afresh")
-        for variable, value in zip(targets, arrays):
-            variable.assign(value)
+        leaves = [leaf for s in self.shards for leaf in keras.tree.flatten(s.state)]
+        if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
+            raise ValueError("checkpoint does not match this group's model")
+        for shard in self.shards:
+            count = len(keras.tree.flatten(shard.state))
+            shard.state = keras.tree.pack_sequence_as(shard.state, [ops.convert_to_tensor(a) for a in arrays[:count]])
+            arrays = arrays[count:]
+
+    def weights_of(self, run: int) -> keras.Model:
+        """The template model holding run `run`'s weights (dropout layers at the run's rate)."""
+        shard = next(s for s in self.shards if run in s.positions)
+        for variable, stacked in zip(self.model.trainable_variables, shard.state["params"]):
+            variable.assign(ops.convert_to_numpy(stacked)[shard.positions.index(run)])
+        for variable in self.model.non_trainable_variables:
+            if variable.name == "rate":
+                variable.assign(self.runs[run].training.dropout)
+        return self.model
 
 
-def _save_checkpoint(path: Path, fingerprint: str, history: list[list[float]], state: list[np.ndarray]) -> None:
+# --- checkpoints --------------------------------------------------------------
+
+def group_fingerprint(runs: list[RunConfig], precision: str) -> str:
+    """What determines a group's training: its members, in order, the backend and the precision."""
+    text = "|".join([backend.NAME, precision, *(f"{r.name}={r.fingerprint()}" for r in runs)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, fingerprint: str, history: np.ndarray, state: list[np.ndarray]) -> None:
     arrays = {f"state_{i}": a for i, a in enumerate(state)}
     with files.atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, fingerprint=np.array(fingerprint), history=np.array(history, dtype=np.float64), **arrays)
+        np.savez(tmp, fingerprint=np.array(fingerprint), history=history, **arrays)
 
 
-def _load_checkpoint(path: Path, fingerprint: str):
-    """(history, state) from a checkpoint of this very configuration, else None."""
+def load_checkpoint(path: Path, fingerprint: str):
+    """(history, state) from a checkpoint of this very group, else None (a damaged one is reported and deleted)."""
     if not path.is_file():
         return None
     try:
@@ -231,12 +330,14 @@ def _load_checkpoint(path: Path, fingerprint: str):
             if str(saved["fingerprint"]) != fingerprint:
                 return None
             state = [saved[f"state_{i}"] for i in range(len(saved.files) - 2)]
-            return saved["history"].tolist(), state
-    except (OSError, ValueError, KeyError):
-        return None  # unreadable: start afresh rather than trust it
+            return saved["history"], state
+    except Exception as error:  # a truncated or damaged file: never trust it, never let it block a rerun
+        _report(f"{path} is damaged ({type(error).__name__}: {error}); deleted it, training from the start")
+        path.unlink(missing_ok=True)
+        return None
 
 
-def _history_csv(history: list[list[float]]) -> str:
+def _history_csv(history: np.ndarray) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(HISTORY_COLUMNS)
@@ -245,29 +346,27 @@ def _history_csv(history: list[list[float]]) -> str:
     return text.getvalue()
 
 
-def record(run: RunConfig, dataset: Dataset, trainer: Trainer) -> dict:
-    """run.json: what determines the results; identical wherever they are reproduced."""
+def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int) -> dict:
+    """run.json: what determines the results; identical wherever they are reproduced on the same backend."""
+    model = trainer.model
     return {
         "run": run.to_dict(),
         "fingerprint": run.fingerprint(),
         "seeds": {"training": run.training.seed, "split": run.dataset.seed},
-        "batch_size": trainer.batch_size,
+        "batch_size": trainer.sizes[index],
+        "group": {"name": run.group, "runs": len(trainer.runs), "position": index, "shards": len(trainer.shards)},
         "dataset": {
             **{k: dataset.manifest[k] for k in
                ("operation", "formula", "modulus", "train_fraction", "seed", "equations", "train", "validation")},
             "elements": dataset.num_elements,
         },
         "parameters": {
-            "trainable": int(sum(np.prod(w.shape) for w in trainer.model.trainable_weights)),
-            "non_embedding": models.non_embedding_parameters(trainer.model),
+            "trainable": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            "non_embedding": models.non_embedding_parameters(model),
         },
         "determinism": determinism.settings(),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
+                     **backend.versions()},
         "platform": {"system": platform.system(), "machine": platform.machine()},
     }
 
@@ -280,59 +379,78 @@ class Progress:
     """One self-rewriting status line on a terminal: updates done, updates/s, time left.
 
     Silent when stderr is not a terminal (logs, pipes) or under CI, where a
-    line every second would only bury the output that matters.
+    line every second would only bury the output that matters. The rate is
+    measured from the first report on, so compilation does not inflate the
+    time left.
     """
 
-    def __init__(self, name: str, total: int, first: int):
+    def __init__(self, name: str, total: int, runs: int):
         self.enabled = sys.stderr.isatty() and not os.environ.get("CI")
-        self.name, self.total, self.first = name, total, first
-        self.started = self.shown = time.monotonic()
+        self.name, self.total, self.runs = name, total, runs
+        self.started = self.shown = None
+        self.first = 0
 
     def update(self, done: int, train_accuracy: float, val_accuracy: float) -> None:
         now = time.monotonic()
+        if self.started is None:
+            self.started, self.shown, self.first = now, now, done
+            return
         if not self.enabled or (now - self.shown < 0.5 and done < self.total):
             return
         self.shown = now
         rate = (done - self.first) / max(now - self.started, 1e-9)
         left = (self.total - done) / max(rate, 1e-9)
-        line = (f"{self.name}: {done:,}/{self.total:,} updates ({done / self.total:.0%}), {rate:,.1f} updates/s, "
-                f"{int(left // 60)}m{int(left % 60):02d}s left, train acc {train_accuracy:.3f}, val acc {val_accuracy:.3f}")
+        line = (f"{self.name}: {done:,}/{self.total:,} updates ({done / self.total:.0%}) x {self.runs} run(s), "
+                f"{rate * self.runs:,.1f} updates/s in all, {int(left // 60)}m{int(left % 60):02d}s left, "
+                f"mean train acc {train_accuracy:.3f}, mean val acc {val_accuracy:.3f}")
         sys.stderr.write(f"\r\x1b[K{line}" + ("\n" if done >= self.total else ""))
         sys.stderr.flush()
 
 
-def train(run: RunConfig, dataset: Dataset, out_dir: Path, checkpoint: Path) -> list[list[float]]:
-    """Trains `run` on `dataset`, resuming from `checkpoint` if it holds this run's state."""
-    trainer = Trainer(run, dataset)
-    fingerprint = run.fingerprint()
-    schedule = log_schedule(run.training.updates, run.training.log_points)
+def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_dir: Path, checkpoint: Path,
+                precision: str = "fp32") -> np.ndarray:
+    """Trains the group `runs` together, resuming from `checkpoint` if it holds this group's state.
 
-    resumed = _load_checkpoint(checkpoint, fingerprint)
+    Writes each run's folder under `out_dir` (at its path relative to the group's), all at once.
+    Returns the histories, (runs, log points, 6).
+    """
+    trainer = GroupTrainer(runs, datasets, precision)
+    fingerprint = group_fingerprint(runs, precision)
+    schedule = log_schedule(runs[0].training.updates, runs[0].training.log_points)
+    every = min(run.training.checkpoint_seconds for run in runs)
+
+    resumed = load_checkpoint(checkpoint, fingerprint)
     if resumed is None:
-        history = [[0.0, *trainer.evaluate().numpy().tolist()]]
+        history = [np.column_stack([np.zeros(len(runs)), trainer.evaluate()])]
     else:
-        history, state = resumed
+        saved, state = resumed
         trainer.restore(state)
-        _report(f"{run.name}: resuming from update {int(history[-1][0])} ({checkpoint})")
+        history = list(np.swapaxes(saved, 0, 1))
+        _report(f"{name}: resuming from update {int(history[-1][0, 0])} ({checkpoint})")
 
     last_checkpoint = time.monotonic()
-    first_update = int(history[-1][0])
-    progress = Progress(run.name, run.training.updates, first_update)
+    first_update = int(history[-1][0, 0])
+    progress = Progress(name, runs[0].training.updates, len(runs))
     for previous, target in zip(schedule, schedule[1:]):
         if target <= first_update:
             continue
         trainer.train_updates(previous, target)
-        history.append([float(target), *trainer.evaluate().numpy().tolist()])
+        history.append(np.column_stack([np.full(len(runs), float(target)), trainer.evaluate()]))
         now = time.monotonic()
-        if now - last_checkpoint >= run.training.checkpoint_seconds and target < run.training.updates:
-            _save_checkpoint(checkpoint, fingerprint, history, trainer.state())
+        if now - last_checkpoint >= every and target < schedule[-1]:
+            save_checkpoint(checkpoint, fingerprint, np.stack(history, axis=1), trainer.state_arrays())
             last_checkpoint = now
-        progress.update(target, history[-1][2], history[-1][4])
+        progress.update(target, float(history[-1][:, 2].mean()), float(history[-1][:, 4].mean()))
 
+    histories = np.stack(history, axis=1)
+    environment = provenance.environment()
     with files.atomic_directory(out_dir) as tmp:
-        (tmp / "history.csv").write_text(_history_csv(history), encoding="utf-8")
-        trainer.model.save_weights(tmp / "model.weights.h5")
-        files.write_json(tmp / "run.json", record(run, dataset, trainer))
-        files.write_json(tmp / "provenance.json", {**provenance.environment(), "parameters_hash": run.fingerprint()})
+        for index, (run, dataset) in enumerate(zip(runs, datasets)):
+            run_dir = tmp / Path(run.directory).relative_to(runs[0].group)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "history.csv").write_text(_history_csv(histories[index]), encoding="utf-8")
+            trainer.weights_of(index).save_weights(run_dir / "model.weights.h5")
+            files.write_json(run_dir / "run.json", record(run, dataset, trainer, index))
+            files.write_json(run_dir / "provenance.json", {**environment, "parameters_hash": run.fingerprint()})
     checkpoint.unlink(missing_ok=True)
-    return history
+    return histories

@@ -80,21 +80,26 @@ def _repro(params: Path, cwd: Path, *args: str) -> None:
         raise ConfigError(f"`repro {' '.join(args)}` failed in the scratch folder:\n{result.stderr.strip()}")
 
 
-def fresh(config: Config, params: Path, name: str, scratch: Path) -> dict:
-    """Retrains run `name` under `scratch` and returns its numbers and file hashes."""
-    run = config.run(name)
-    if run.dataset_name is not None:
-        _repro(params, scratch, "generate", run.dataset_name)
-    _repro(params, scratch, "train", name)
-    run_dir = scratch / "runs" / name
+def fresh(config: Config, params: Path, name: str, scratch: Path, trained: set[str]) -> dict:
+    """Retrains the group of run `name` under `scratch` (once per group) and returns the run's numbers and hashes."""
+    run, group = config.run(name), config.group(name)
+    if group.name not in trained:
+        for dataset in sorted({config.runs[m].dataset_name for m in group.members} - {None}):
+            _repro(params, scratch, "generate", dataset)
+        _repro(params, scratch, "train", group.name)
+        trained.add(group.name)
+    run_dir = scratch / "runs" / run.directory
     summary = evaluate.summarize(evaluate.read_history(run_dir, name))
     return evaluate.comparable(summary, evaluate.fingerprints(run_dir))
 
 
-def verify(config: Config, params: Path, name: str) -> Outcome:
-    old = committed(config, name)  # fails before any training if there is nothing to compare with
+def verify(config: Config, params: Path, names: list[str]):
+    """Yields the Outcome of each run in `names`, retraining each group once, in a scratch folder."""
+    old = {name: committed(config, name) for name in names}  # fails before any training if nothing to compare
+    trained: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="repro-verify-") as scratch:
-        return compare(name, old, fresh(config, params.resolve(), name, Path(scratch)))
+        for name in names:
+            yield compare(name, old[name], fresh(config, params.resolve(), name, Path(scratch), trained))
 
 
 def overall(outcomes: list[Outcome]) -> str:

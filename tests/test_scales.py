@@ -56,8 +56,13 @@ def test_estimate_counts_full_batch_updates_by_their_size(project):
     from repro import bench
 
     paper = scales.apply("paper", project / "params.yaml", project / "scales")
-    groups = bench.estimate(paper, {"transformer": 36.0, "mlp": 1000.0})
+    groups = bench.estimate(paper, {"transformer": {1: 36.0, 8: 80.0}, "mlp": {1: 1000.0}})
     assert groups["transformer_div"]["hours"] == pytest.approx(1_000_000 / 36.0 / 3600)
+    # A group of 24 runs trains at the rate measured for 8 runs together (the largest size measured below 24).
+    fractions = paper.sweeps["s5_fractions"]
+    assert groups["s5_fractions"]["groups"] == 1 and groups["s5_fractions"]["runs"] == len(fractions.members)
+    assert groups["s5_fractions"]["hours"] == pytest.approx(
+        sum(paper.runs[n].training.updates for n in fractions.members) / 80.0 / 3600)
     full = next(paper.runs[n] for n in paper.sweeps["s5_interventions"].members if paper.runs[n].training.full_batch)
     # A full-batch update on 14,400 · fraction equations costs that many / 512 minibatch updates.
     assert bench.batch_updates(full) == pytest.approx(

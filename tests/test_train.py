@@ -37,25 +37,86 @@ def test_batch_is_capped_at_half_the_training_set():
     assert train.batch_size(run, 5000) == 512
 
 
-def test_stable_argsort_matches_numpys_stable_argsort_on_ties():
-    keys = np.random.default_rng(0).integers(0, 5, size=(3, 200)).astype(np.float32) / 5  # 0.0 included
-    assert np.array_equal(train.stable_argsort(keys), np.argsort(keys, axis=-1, kind="stable"))
+def _group(**overrides):
+    """The tiny sweep's x + y group (two fractions), with `overrides` on every run."""
+    raw = tiny_params()
+    raw["sweeps"]["grid"]["training"].update(overrides)
+    cfg = config.parse(raw)
+    runs = [cfg.runs[name] for name in cfg.group("grid/add-adamw").members]
+    return runs, [datasets.make(run.dataset) for run in runs]
 
 
-def test_each_epoch_is_a_fresh_permutation_and_calls_do_not_change_training():
-    run = config.parse(tiny_params()).run("tiny")
-    dataset = datasets.make(run.dataset)
-    whole = train.Trainer(run, dataset)
-    orders = whole.shuffles(0)
-    assert orders.shape == (train.EPOCHS_PER_CALL, whole.num_train)
-    assert all(np.array_equal(np.sort(order), np.arange(whole.num_train)) for order in orders)
-    assert len({order.tobytes() for order in orders}) == train.EPOCHS_PER_CALL
+def test_each_epoch_is_a_fresh_permutation_of_the_runs_own_training_rows():
+    runs, data = _group()
+    rows = [np.flatnonzero(d.train) for d in data]
+    batches = train.Batches(rows, [10, 7], [0, 1])
+    taken = batches.take(0, 130, width=10, length=160)
+    assert taken.shape == (160, 2, 10) and not taken[130:].any()  # padded past the count
+    for run, (size, own) in enumerate(zip([10, 7], rows)):
+        per_epoch = len(own) // size
+        epoch = taken[:per_epoch, run, :size]
+        assert len(set(epoch.ravel())) == per_epoch * size and set(epoch.ravel()) <= set(own)
+        assert not taken[:130, run, size:].any()  # padding beyond the run's own batch
+        second = taken[per_epoch: 2 * per_epoch, run, :size]
+        assert not np.array_equal(np.sort(epoch, axis=None), np.sort(second, axis=None)) or len(own) == per_epoch * size
+    # The batch of update t does not depend on where a call starts.
+    later = batches.take(13, 20, width=10, length=20)
+    assert np.array_equal(later, taken[13:33])
+
+
+def test_calls_split_anywhere_give_the_same_training():
+    runs, data = _group()
+    whole = train.GroupTrainer(runs, data)
     whole.train_updates(0, 100)
-    pieces = train.Trainer(run, dataset)
-    per_block = pieces.batches_per_epoch * train.EPOCHS_PER_CALL
-    for start, stop in [(0, 7), (7, per_block + 3), (per_block + 3, 100)]:  # across a block's end
+    pieces = train.GroupTrainer(runs, data)
+    for start, stop in [(0, 7), (7, train.CHUNK_UPDATES // 3), (train.CHUNK_UPDATES // 3, 100)]:
         pieces.train_updates(start, stop)
-    assert all(np.array_equal(a, b) for a, b in zip(whole.state(), pieces.state()))
+    assert all(np.array_equal(a, b) for a, b in zip(whole.state_arrays(), pieces.state_arrays()))
+
+
+def test_our_adamw_step_is_keras_adamw():
+    """The stacked runs' AdamW (written in keras.ops) against keras.optimizers.AdamW, through warm-up and after."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(3,)).astype("float32")]
+    grads = [[rng.normal(size=w.shape).astype("float32") for w in start] for _ in range(14)]
+    variables = [keras.Variable(w) for w in start]
+    class Warmup(keras.optimizers.schedules.LearningRateSchedule):  # the official code's: lr · min(1, t / 10)
+        def __call__(self, step):
+            return 0.01 * keras.ops.minimum(1.0, keras.ops.cast(step, "float32") / 10)
+
+    reference = keras.optimizers.AdamW(learning_rate=Warmup(), weight_decay=0.5,
+                                       beta_1=0.9, beta_2=0.98, epsilon=1e-8)
+    h = {"learning_rate": np.float32(0.01), "weight_decay": np.float32(0.5), "beta_1": np.float32(0.9),
+         "beta_2": np.float32(0.98), "epsilon": np.float32(1e-8), "warmup_updates": np.float32(10),
+         "decay_to_init": np.float32(0.0)}
+    params, moments, velocities = list(start), [np.zeros_like(w) for w in start], [np.zeros_like(w) for w in start]
+    for step, g in enumerate(grads):
+        reference.apply(g, variables)
+        params, moments, velocities = train.adamw(params, g, moments, velocities, None, step, h)
+        for mine, theirs in zip(params, variables):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs),
+                                       rtol=2e-6, atol=1e-7)
+    assert not np.allclose(keras.ops.convert_to_numpy(params[0]), start[0])
+
+
+def test_a_run_trains_the_same_alone_and_inside_its_group():
+    """Two runs on a CPU are two shards of one run each, as alone: the same bits on TensorFlow.
+
+    jax.vmap batches the products, which may round differently; so the group, not
+    the run, is what DVC caches and what `repro verify` retrains.
+    """
+    runs, data = _group()
+    group = train.GroupTrainer(runs, data)
+    alone = train.GroupTrainer(runs[1:], data[1:])
+    for trainer in (group, alone):
+        trainer.train_updates(0, 60)
+    together, by_itself = group.evaluate()[1], alone.evaluate()[0]
+    if train.backend.NAME == "tensorflow":
+        assert np.array_equal(together, by_itself)
+    else:
+        np.testing.assert_allclose(together, by_itself, rtol=1e-5, atol=1e-6)
 
 
 def test_two_processes_give_byte_identical_outputs(tmp_path):
@@ -110,10 +171,27 @@ def test_a_checkpoint_of_other_parameters_is_not_resumed(tmp_path):
     other = config.parse(tiny_params(learning_rate=0.5)).run("tiny")
     dataset = datasets.load(root / "data/add_23", run.dataset)
     checkpoint = root / "checkpoints/tiny.npz"
-    trainer = train.Trainer(other, dataset)
-    train._save_checkpoint(checkpoint, other.fingerprint(), [[0.0, 1, 2, 3, 4, 5]], trainer.state())
-    assert train._load_checkpoint(checkpoint, run.fingerprint()) is None
-    assert train._load_checkpoint(checkpoint, other.fingerprint()) is not None
+    trainer = train.GroupTrainer([other], [dataset])
+    mine, theirs = train.group_fingerprint([run], "fp32"), train.group_fingerprint([other], "fp32")
+    train.save_checkpoint(checkpoint, theirs, np.zeros((1, 1, 6)), trainer.state_arrays())
+    assert train.load_checkpoint(checkpoint, mine) is None
+    assert train.load_checkpoint(checkpoint, theirs) is not None
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_damaged_checkpoint_is_reported_deleted_and_never_blocks_a_rerun(tmp_path, damage):
+    root = _prepare(tmp_path / "run")
+    checkpoint = root / "checkpoints/tiny.npz"
+    checkpoint.parent.mkdir(parents=True)
+    run = config.parse(tiny_params()).run("tiny")
+    trainer = train.GroupTrainer([run], [datasets.load(root / "data/add_23", run.dataset)])
+    train.save_checkpoint(checkpoint, train.group_fingerprint([run], "fp32"), np.zeros((1, 1, 6)),
+                          trainer.state_arrays())
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"x" * 999}[damage])
+    result = repro("train", "tiny", cwd=root)
+    assert "damaged" in result.stderr and "training from the start" in result.stderr
+    assert (root / "runs/tiny/history.csv").is_file() and not checkpoint.exists()
 
 
 @pytest.mark.slow
@@ -123,8 +201,8 @@ def test_the_mlp_really_groks(tmp_path):
     cfg = config.parse(raw)
     run = cfg.run("mlp_add")
     dataset = datasets.make(run.dataset)
-    history = pd.DataFrame(train.train(run, dataset, tmp_path / "run", tmp_path / "ckpt.npz"),
-                           columns=evaluate.HISTORY_COLUMNS)
+    histories = train.train_group(run.name, [run], [dataset], tmp_path / "run", tmp_path / "ckpt.npz")
+    history = pd.DataFrame(histories[0], columns=evaluate.HISTORY_COLUMNS)
     metrics = evaluate.summarize(history)
     assert metrics["final"]["train_accuracy"] >= 0.99
     assert isinstance(metrics["updates_to_99_val"], int), "validation accuracy never reached 99%"
@@ -148,7 +226,8 @@ def test_progress_shows_on_a_terminal_only_outside_ci(monkeypatch, stream, ci, s
     monkeypatch.delenv("CI", raising=False)
     if ci:
         monkeypatch.setenv("CI", ci)
-    progress = train.Progress("tiny", 1000, 0)
+    progress = train.Progress("tiny", 1000, 1)
+    progress.update(10, 0.1, 0.0)  # the first report starts the clock: compilation is not counted
     progress.update(1000, 1.0, 0.5)
     text = err.getvalue()
     assert ("1,000/1,000 updates (100%)" in text and "updates/s" in text and "left" in text) == shown
