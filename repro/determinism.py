@@ -17,6 +17,10 @@ units, oneDNN, GPU models), which neither backend promises to hide.
 from __future__ import annotations
 
 import os
+import random
+
+import keras
+import numpy as np
 
 PRECISIONS = ("fp32", "tf32")
 _DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -43,6 +47,28 @@ def configure(precision: str = "fp32") -> None:
         tf.config.experimental.enable_op_determinism()
         tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
     _configured.update(precision=precision)
+
+
+def seed(value: int) -> None:
+    """Seeds Python, NumPy and Keras' global generator (which draws the initial weights).
+
+    `keras.utils.set_random_seed` also seeds TensorFlow, importing it if it is
+    installed; under jax that import is what the package must never do, so
+    there the same steps are taken without it.
+    """
+    from repro import backend
+
+    if backend.NAME == "tensorflow":
+        keras.utils.set_random_seed(value)
+        return
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(value)
+    np.random.seed(value)
 
 
 def settings() -> dict:

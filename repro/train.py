@@ -187,7 +187,7 @@ class GroupTrainer:
         self.model = self._build(runs[0], first.num_elements)
         initial = []
         for run in runs:
-            keras.utils.set_random_seed(run.training.seed)  # each run's own initial weights
+            determinism.seed(run.training.seed)  # each run's own initial weights
             initial.append([np.asarray(v) for v in self._build(run, first.num_elements).trainable_variables])
         count = 1 if backend.accelerator() == "gpu" else min(CPU_THREADS, len(runs))
         self.shards = [Shard(list(positions), runs, train, self.width, self.sizes, initial, self.uses["decay_to_init"])

@@ -41,9 +41,9 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def repro(*args: str, cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """Runs `python -m repro ARGS` in its own process, as DVC would."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def repro(*args: str, cwd: Path, check: bool = True, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Runs `python -m repro ARGS` in its own process, as DVC would (in `env`, default this one's)."""
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-m", "repro", *args], cwd=cwd, env=env,
                             capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
