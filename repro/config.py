@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,8 @@ def _value(where: str, value: Any, kind: type) -> Any:
         return float(value)
     if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
         raise ConfigError(f"{where} must be {_TYPES[kind]}, got {value!r}")
+    if kind is float and not math.isfinite(value):  # YAML's .nan and .inf would train a NaN run that looks finished
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     return value
 
 

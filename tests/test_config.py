@@ -83,3 +83,16 @@ def test_unparsable_yaml_is_reported(tmp_path):
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         config.load(tmp_path / "params.yaml")
+
+
+def test_nan_and_infinite_numbers_are_refused():
+    import math
+
+    import pytest
+
+    from conftest import tiny_params
+    from repro import config
+
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(config.ConfigError, match="learning_rate must be a finite number"):
+            config.parse(tiny_params(learning_rate=bad))
