@@ -14,11 +14,7 @@ each run's computation out, which XLA on a CPU ran ~1.5x faster than
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import keras  # noqa: E402  (the backend must be chosen before Keras is imported)
+import keras  # repro/__init__.py has chosen the backend (KERAS_BACKEND, default tensorflow) before this import
 
 NAME = keras.backend.backend()
 if NAME not in ("tensorflow", "jax"):

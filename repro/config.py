@@ -412,10 +412,10 @@ def parse(raw: Any) -> Config:
         sweeps[name], members = _sweep(name, value, models, interventions, defaults)
         runs.update(members)
 
-    groups: dict[str, GroupConfig] = {}
+    members: dict[str, list[str]] = {}
     for run in runs.values():
-        groups.setdefault(run.group, GroupConfig(run.group, ()))
-        groups[run.group] = GroupConfig(run.group, (*groups[run.group].members, run.name))
+        members.setdefault(run.group, []).append(run.name)
+    groups = {name: GroupConfig(name, tuple(names)) for name, names in members.items()}
     for group in groups.values():
         _check_group(group, runs)
 

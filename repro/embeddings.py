@@ -27,14 +27,14 @@ from repro.config import ConfigError, RunConfig
 
 def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     """The output layer's rows for the answer symbols of a trained run, and its run.json."""
+    from keras import ops
+
     from repro import models
 
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     if record["fingerprint"] != run.fingerprint():
         raise ConfigError(f"{run_dir} was trained with other parameters; retrain it with `repro train {run.name}`")
     num_elements = record["dataset"]["elements"]
-    from keras import ops
-
     model = models.build(run.model, num_elements, dropout=bool(run.training.dropout))
     model.load_weights(run_dir / "model.weights.h5")
     kernel = ops.convert_to_numpy(model.get_layer("output").kernel)  # (width, outputs)

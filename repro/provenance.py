@@ -14,7 +14,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tensorflow-cpu", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "keras", "numpy", "h5py", "ml-dtypes", "pandas", "matplotlib",
+PACKAGES = ("tensorflow-cpu", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "keras",
+            "numpy", "h5py", "ml-dtypes", "pandas", "matplotlib",
             "scikit-learn", "dvc", "click", "pyyaml")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
                     "TF_XLA_FLAGS", "XLA_FLAGS", "KERAS_BACKEND")

@@ -141,8 +141,8 @@ class Shard:
         hyper = {name: np.array([getattr(x, name) for x in t], dtype="float32") for name in _HYPER}
         hyper["decay_to_init"] = np.array([x.decay_towards == "init" for x in t], dtype="float32")
         hyper["seed"] = np.array([x.seed for x in t], dtype="int32")
-        hyper["batch_weights"] = (np.arange(width)[None] < np.array([sizes[p] for p in positions])[:, None])
-        hyper["batch_weights"] = hyper["batch_weights"].astype("float32")
+        own = np.array([sizes[p] for p in positions])
+        hyper["batch_weights"] = (np.arange(width)[None] < own[:, None]).astype("float32")
         self.hyper = {k: ops.convert_to_tensor(v) for k, v in hyper.items()}
         self.train_mask = ops.convert_to_tensor(train[positions].astype("float32"))
         self.batches = Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
@@ -171,13 +171,12 @@ class GroupTrainer:
 
     def __init__(self, runs: list[RunConfig], datasets: list[Dataset], precision: str = "fp32"):
         determinism.configure(precision)
-        self.runs, self.precision = runs, precision
+        self.runs = runs
         first, kind = datasets[0], runs[0].model.kind
         self.x = ops.convert_to_tensor(models.encode(kind, first.a, first.b, first.num_elements))
         self.y = ops.convert_to_tensor(first.c)
         train = np.stack([d.train for d in datasets])
-        self.num_train = train.sum(axis=1).astype(int).tolist()
-        self.sizes = [batch_size(run, n) for run, n in zip(runs, self.num_train)]
+        self.sizes = [batch_size(run, int(n)) for run, n in zip(runs, train.sum(axis=1))]
         self.width = max(self.sizes)
         t = [run.training for run in runs]
         # Noise and dropout cost work even at zero; they are in the program only if a run uses them.
@@ -296,11 +295,19 @@ class GroupTrainer:
             shard.state = keras.tree.pack_sequence_as(shard.state, [ops.convert_to_tensor(a) for a in arrays[:count]])
             arrays = arrays[count:]
 
-    def weights_of(self, run: int) -> keras.Model:
-        """The template model holding run `run`'s weights (dropout layers at the run's rate)."""
-        shard = next(s for s in self.shards if run in s.positions)
-        for variable, stacked in zip(self.model.trainable_variables, shard.state["params"]):
-            variable.assign(ops.convert_to_numpy(stacked)[shard.positions.index(run)])
+    def weights(self) -> list[list[np.ndarray]]:
+        """Every run's trained weights, in the group's order; each shard's stack is copied to the host once."""
+        found = {}
+        for shard in self.shards:
+            stacked = [ops.convert_to_numpy(p) for p in shard.state["params"]]
+            for i, position in enumerate(shard.positions):
+                found[position] = [w[i] for w in stacked]
+        return [found[position] for position in range(len(self.runs))]
+
+    def model_with(self, run: int, weights: list[np.ndarray]) -> keras.Model:
+        """The template model holding `weights`, run `run`'s (dropout layers at the run's rate)."""
+        for variable, value in zip(self.model.trainable_variables, weights):
+            variable.assign(value)
         for variable in self.model.non_trainable_variables:
             if variable.name == "rate":
                 variable.assign(self.runs[run].training.dropout)
@@ -444,12 +451,13 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
 
     histories = np.stack(history, axis=1)
     environment = provenance.environment()
+    weights = trainer.weights()
     with files.atomic_directory(out_dir) as tmp:
         for index, (run, dataset) in enumerate(zip(runs, datasets)):
             run_dir = tmp / Path(run.directory).relative_to(runs[0].group)
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "history.csv").write_text(_history_csv(histories[index]), encoding="utf-8")
-            trainer.weights_of(index).save_weights(run_dir / "model.weights.h5")
+            trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
             files.write_json(run_dir / "run.json", record(run, dataset, trainer, index))
             files.write_json(run_dir / "provenance.json", {**environment, "parameters_hash": run.fingerprint()})
     checkpoint.unlink(missing_ok=True)
