@@ -1,6 +1,6 @@
 # The pipeline in a pinned image. Build and run (README, "Docker"):
 #   docker build -t grokking-repro .
-#   docker run --rm -v "$PWD/results:/results" grokking-repro
+#   mkdir -p results && docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/results:/results" grokking-repro
 # The image holds no .git, so DVC runs with core.no_scm (set below).
 FROM python:3.11.7-slim-bookworm
 
@@ -16,9 +16,13 @@ COPY --chown=repro:repro repro/__init__.py repro/
 RUN ./setup.sh
 COPY --chown=repro:repro . .
 RUN .venv/bin/dvc config --local core.no_scm true
+# `docker run --user "$(id -u):$(id -g)"` runs as the host's user, whatever its uid, so that /results
+# belongs to it: the work dir (not the installed .venv) and HOME must be writable by any user.
+RUN find . -path ./.venv -prune -o -exec chmod a+rwX {} + && chmod a+rwX /home/repro
 
 ENV PATH=/home/repro/grokking-repro/.venv/bin:$PATH \
+    HOME=/home/repro \
     RESULTS=/results
 VOLUME /results
 # Runs every stage, then copies what a reader looks at into the mounted folder.
-CMD ["bash", "-c", "dvc repro && cp -r figures metrics reports dvc.lock runs \"$RESULTS\"/"]
+CMD ["bash", "-c", "dvc repro && cp -r figures metrics records histories reports dvc.lock runs \"$RESULTS\"/"]

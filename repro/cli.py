@@ -16,7 +16,7 @@ import click
 
 from repro import config as config_module
 from repro.config import ConfigError
-from repro.files import CHECKPOINT_DIR, DATA_DIR, METRICS_DIR, REPORT_DIR, RUNS_DIR
+from repro.files import CHECKPOINT_DIR, DATA_DIR, HISTORIES_DIR, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
 
 
 def _clear_errors(command):
@@ -84,7 +84,8 @@ def train(context: click.Context, name: str, precision: str) -> None:
     data = [datasets.make(run.dataset) if run.dataset_name is None  # a sweep member's split is cheap to make
             else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
     checkpoint = CHECKPOINT_DIR / f"{group.name}.npz"
-    histories = train_module.train_group(group.name, runs, data, RUNS_DIR / group.name, checkpoint, precision)
+    histories = train_module.train_group(group.name, runs, data, RUNS_DIR / group.name, checkpoint, precision,
+                                         config.execution.checkpoint_seconds)
     for run, history in zip(runs, histories):
         last = history[-1]
         click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
@@ -95,20 +96,27 @@ def train(context: click.Context, name: str, precision: str) -> None:
 @click.pass_context
 @_clear_errors
 def evaluate(context: click.Context, name: str) -> None:
-    """Summarizes run or sweep NAME into metrics/NAME.json."""
+    """Summarizes run or sweep NAME: metrics/NAME.json (a few numbers), records/NAME.json (per run, with
+    file hashes), and copies its histories under histories/."""
     from repro import evaluate as evaluate_module
     from repro import files
 
     config = _config(context)
     if name in config.sweeps:
-        metrics = evaluate_module.summarize_sweep(config.sweeps[name], config.runs, RUNS_DIR)
-        files.write_json(METRICS_DIR / f"{name}.json", metrics)
-        click.echo(f"{METRICS_DIR / name}.json: {len(metrics['runs'])} runs")
+        sweep = config.sweeps[name]
+        record = evaluate_module.sweep_record(sweep, config.runs, RUNS_DIR)
+        evaluate_module.export_histories(list(sweep.members), config.runs, RUNS_DIR, HISTORIES_DIR / name)
+        files.write_json(RECORDS_DIR / f"{name}.json", record)
+        files.write_json(METRICS_DIR / f"{name}.json", evaluate_module.sweep_metrics(record))
+        click.echo(f"{METRICS_DIR / name}.json: {len(record['runs'])} runs")
         return
-    metrics = evaluate_module.summarize_run(config.run(name), RUNS_DIR / config.run(name).directory)
-    files.write_json(METRICS_DIR / f"{name}.json", metrics)
-    click.echo(f"{METRICS_DIR / name}.json: 99% train at {metrics['updates_to_99_train']}, "
-               f"99% validation at {metrics['updates_to_99_val']}, best val {metrics['best_val_accuracy']:.3f}")
+    run = config.run(name)
+    record = evaluate_module.run_record(run, RUNS_DIR / run.directory)
+    evaluate_module.export_histories([name], config.runs, RUNS_DIR, HISTORIES_DIR / f"{name}.csv")
+    files.write_json(RECORDS_DIR / f"{name}.json", record)
+    files.write_json(METRICS_DIR / f"{name}.json", evaluate_module.run_metrics(record))
+    click.echo(f"{METRICS_DIR / name}.json: 99% train at {record['updates_to_99_train']}, "
+               f"99% validation at {record['updates_to_99_val']}, best val {record['best_val_accuracy']:.3f}")
 
 
 FIGURES = ("curves", "table", "fractions", "interventions", "operations", "embeddings")
@@ -136,17 +144,12 @@ def figures(context: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 @_clear_errors
 def claims(context: click.Context) -> None:
-    """Writes reports/claims.md and reports/claims.json: each claim of the paper with a computed verdict."""
+    """Writes reports/claims.md and reports/claims.json from the committed histories; trains nothing."""
     from repro import claims as claims_module
-    from repro import evaluate as evaluate_module
     from repro import files
 
     config = _config(context)
-    f = config.figures
-    metrics = {key: evaluate_module.read_metrics(METRICS_DIR / f"{name}.json") for key, name in (
-        ("curves_run", f.curves[0]), ("fractions", f.fractions), ("interventions", f.interventions),
-        ("operations", f.operations), ("embeddings", "embeddings"))}
-    found = claims_module.assess(**metrics)
+    found = claims_module.assess(**claims_module.inputs(config, HISTORIES_DIR, RECORDS_DIR))
     files.write_text(REPORT_DIR / "claims.md", claims_module.to_markdown(found, f"scale `{config.scale}`"))
     files.write_json(REPORT_DIR / "claims.json", claims_module.to_json(found))
     for claim in found:
@@ -249,8 +252,10 @@ def estimate(context: click.Context) -> None:
 def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
     """Retrains runs NAMES (runs or whole sweeps) in a scratch folder and compares them with the committed results.
 
+    Compares with the results committed at git's HEAD (records/), and says which machine made them.
     Exit status: 0 bit-identical, 10 different bytes but every metric within
-    tolerance, 11 a metric beyond tolerance (1: bad input).
+    tolerance, 11 a metric beyond tolerance, 12 the committed result has other
+    parameters than params.yaml (1: bad input).
     """
     from repro import verify as verify_module
 
@@ -265,6 +270,13 @@ def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
         name = outcome.name
         outcomes.append(outcome)
         click.echo(f"{name}: {outcome.verdict}")
+        if outcome.made_on:
+            m = outcome.made_on
+            click.echo(f"  committed result made with {m['backend']} on {m['device']} ({m['precision']}), "
+                       f"CPU {m['cpu']}, {m['logical_cores']} cores, commit {str(m['commit'])[:10]}")
+        if outcome.verdict == verify_module.OTHER_PARAMETERS:
+            click.echo("  the committed result was made with other parameters than params.yaml's; nothing to "
+                       "compare: check out the params.yaml that made it, or rerun and commit the results")
         if outcome.files:
             click.echo(f"  bytes differ in {', '.join(outcome.files)}; largest differences per metric:")
         for metric, (old, new, difference, tolerance) in outcome.differences.items():

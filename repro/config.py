@@ -38,12 +38,12 @@ class DatasetConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str  # "transformer" or "mlp"
-    # transformer (paper-spec §2)
+    # transformer (PAPER.md §2)
     layers: int = 2
     width: int = 128
     heads: int = 4
     feedforward: int = 512
-    # mlp (paper-spec §5)
+    # mlp (PAPER.md §5)
     hidden: int = 128
 
 
@@ -61,8 +61,7 @@ class TrainingConfig:
     updates: int = 100_000
     log_points: int = 120  # evaluations, log-spaced over the updates
     seed: int = 0
-    checkpoint_seconds: float = 60.0  # wall time between resumable checkpoints
-    # The interventions of Figure 2 (left), paper-spec §3. All off by default.
+    # The interventions of Figure 2 (left), PAPER.md §3. All off by default.
     full_batch: bool = False  # every update sees the whole training set
     dropout: float = 0.0  # residual dropout (transformer) or hidden-unit dropout (mlp)
     update_noise: float = 0.0  # std of Gaussian noise added to every weight after each update
@@ -91,8 +90,6 @@ class RunConfig:
     def fingerprint(self) -> str:
         """A hash of everything that determines this run's results."""
         data = self.to_dict()
-        # How often a checkpoint is written changes no result.
-        del data["training"]["checkpoint_seconds"]
         for key in ("name", "group", "directory"):
             del data[key]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
@@ -143,6 +140,13 @@ class FiguresConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """How runs are executed, not what they compute: no result depends on it, so no stage reruns for it."""
+
+    checkpoint_seconds: float = 60.0  # wall time between resumable checkpoints
+
+
+@dataclass(frozen=True)
 class Config:
     scale: str  # "laptop" or "paper": which budgets this file holds (README, "Two scales")
     datasets: dict[str, DatasetConfig]
@@ -152,6 +156,7 @@ class Config:
     groups: dict[str, GroupConfig]  # what `repro train` and one DVC stage train together
     interventions: dict[str, dict[str, Any]]
     figures: FiguresConfig
+    execution: ExecutionConfig
 
     def run(self, name: str) -> RunConfig:
         if name not in self.runs:
@@ -232,6 +237,8 @@ def _check_dataset(where: str, d: DatasetConfig) -> None:
         check_fraction(d.train_fraction)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+    if d.seed < 0:
+        raise ConfigError(f"{where}.seed must not be negative, got {d.seed!r}")
 
 
 def _check_model(where: str, m: ModelConfig) -> None:
@@ -246,7 +253,7 @@ def _check_model(where: str, m: ModelConfig) -> None:
 def _check_training(where: str, t: TrainingConfig) -> None:
     for name in ("learning_rate", "epsilon", "batch_size", "updates", "log_points"):
         _positive(f"{where}.{name}", getattr(t, name))
-    for name in ("weight_decay", "warmup_updates", "seed", "checkpoint_seconds", "update_noise", "weight_noise"):
+    for name in ("weight_decay", "warmup_updates", "seed", "update_noise", "weight_noise"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{where}.{name} must not be negative, got {getattr(t, name)!r}")
     if not 0.0 <= t.dropout < 1.0:
@@ -319,6 +326,8 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
     operations = _list(f"{where}.operations", raw["operations"], str)
     fractions = _list(f"{where}.fractions", raw["fractions"], float)
     seeds = _list(f"{where}.seeds", raw["seeds"], int)
+    if any(seed < 0 for seed in seeds):
+        raise ConfigError(f"{where}.seeds must not be negative, got {list(seeds)!r}")
     chosen = _list(f"{where}.interventions", raw["interventions"], str)
     for intervention in chosen:
         _one_of(f"{where}.interventions", intervention, interventions, "interventions")
@@ -365,7 +374,7 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
 def parse(raw: Any) -> Config:
     """Validates the parsed YAML of params.yaml and returns the Config."""
     raw = _mapping("params.yaml", raw)
-    sections = ("scale", "datasets", "models", "training", "interventions", "runs", "sweeps", "figures")
+    sections = ("scale", "datasets", "models", "training", "interventions", "runs", "sweeps", "figures", "execution")
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"params.yaml: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sections)}")
@@ -386,6 +395,9 @@ def parse(raw: Any) -> Config:
         _check_model(where, models[name])
 
     defaults = _mapping("training", raw["training"])
+    if "checkpoint_seconds" in defaults:
+        raise ConfigError("training.checkpoint_seconds is now execution.checkpoint_seconds (it changes no result, "
+                          "so editing it must not retrain anything); move it there")
     _check_training("training", _dataclass(TrainingConfig, "training", defaults))
 
     interventions = {}
@@ -421,7 +433,10 @@ def parse(raw: Any) -> Config:
 
     figures = _figures(raw["figures"], datasets, runs, sweeps)
     scale = _value("scale", raw["scale"], str)
-    return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures)
+    execution = _dataclass(ExecutionConfig, "execution", _mapping("execution", raw["execution"]))
+    if execution.checkpoint_seconds < 0:
+        raise ConfigError(f"execution.checkpoint_seconds must not be negative, got {execution.checkpoint_seconds!r}")
+    return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures, execution)
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Config:

@@ -80,7 +80,12 @@ def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
                 f"missing data file {path}; generate it first with `repro generate {data_dir.name}` "
                 "(or `dvc repro`)"
             )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    regenerate = f"regenerate it with `repro generate {data_dir.name}`"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        elements, equations = tuple(manifest["elements"]), int(manifest["equations"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{manifest_path} is damaged ({type(error).__name__}: {error}); {regenerate}") from None
     if expected is not None:
         stale = {
             key: (manifest.get(key), getattr(expected, key))
@@ -95,7 +100,6 @@ def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
                 f"{data_dir} was generated with other parameters ({details}); "
                 f"regenerate it with `repro generate {data_dir.name}`"
             )
-    elements = tuple(manifest["elements"])
     token = {symbol: i for i, symbol in enumerate(elements)}
     with open(csv_path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -103,7 +107,17 @@ def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
         a, b, c = (np.array([token[row[k]] for row in rows], dtype=np.int32) for k in "abc")
         splits = [row["split"] for row in rows]
     except (KeyError, TypeError) as error:
-        raise ConfigError(f"{csv_path} is malformed ({error!r}); regenerate it with `repro generate`") from None
-    if set(splits) - {"train", "validation"} or len(rows) != manifest["equations"]:
-        raise ConfigError(f"{csv_path} does not match its manifest; regenerate it with `repro generate`")
-    return Dataset(manifest, elements, a, b, c, np.array([s == "train" for s in splits]))
+        raise ConfigError(f"{csv_path} is malformed ({error!r}); {regenerate}") from None
+    if set(splits) - {"train", "validation"} or len(rows) != equations:
+        raise ConfigError(f"{csv_path} does not match its manifest; {regenerate}")
+    found = Dataset(manifest, elements, a, b, c, np.array([s == "train" for s in splits]))
+    if expected is not None:  # every answer and split label, against the table params.yaml defines
+        made = make(expected)
+        if len(made.a) != len(a):
+            raise ConfigError(f"{csv_path} has {len(a):,} equations, the table params.yaml defines "
+                              f"{len(made.a):,}; {regenerate}")
+        wrong = np.flatnonzero((made.a != a) | (made.b != b) | (made.c != c) | (made.train != found.train))
+        if made.elements != elements or len(wrong):
+            where = f"row {wrong[0] + 2}" if len(wrong) else "its elements"
+            raise ConfigError(f"{csv_path} differs from the table params.yaml defines ({where}); {regenerate}")
+    return found

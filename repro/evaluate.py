@@ -12,24 +12,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from repro import history_csv
 from repro.config import ConfigError, RunConfig, SweepConfig
-
-HISTORY_COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
 
 THRESHOLD = 0.99
 NOT_REACHED = "not reached"
-
-
-def read_history(run_dir: Path, name: str | None = None) -> pd.DataFrame:
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        raise ConfigError(f"missing training history {path}; train the run first with `repro train {name or run_dir.name}`")
-    history = pd.read_csv(path)
-    if list(history.columns) != HISTORY_COLUMNS or history.empty:
-        raise ConfigError(f"{path} is not a training history (columns {HISTORY_COLUMNS}); retrain the run")
-    return history
 
 
 def first_reached(history: pd.DataFrame, column: str, threshold: float = THRESHOLD) -> int | str:
@@ -37,17 +27,42 @@ def first_reached(history: pd.DataFrame, column: str, threshold: float = THRESHO
     return int(reached.iloc[0]) if len(reached) else NOT_REACHED
 
 
-def descents(values, rise: float = 0.2) -> int:
-    """How many times `values` descends: a new descent starts when, after rising at least
-    `rise` (20%) above its lowest value so far, it falls below that value again."""
-    count, low, risen = 0, math.inf, True
-    for value in values:
-        if value < low:
-            count += risen
-            low, risen = value, False
-        elif value >= low * (1 + rise):
-            risen = True
-    return count
+# Figure 4's detector. The loss is smoothed by a running median over 5 log points and read on a log
+# scale; a swing counts when the smoothed loss moves by a factor of at least 1.25 from its last turning
+# point. Noise of ±10% between neighbouring points (what a short run's validation loss shows) stays well
+# inside that; a real rise between two descents (1.5x in the laptop run, far more in the paper's) is beyond it.
+SWING_FACTOR = 1.25
+SMOOTHING_POINTS = 5
+
+
+def swings(values) -> list[float]:
+    """The smoothed curve's alternating falls (< 1) and rises (> 1), as factors, in order."""
+    logs = np.log(np.maximum(np.asarray(values, dtype=np.float64), 1e-12))
+    half = SMOOTHING_POINTS // 2
+    smooth = [float(np.median(logs[max(0, i - half):i + half + 1])) for i in range(len(logs))]
+    threshold = math.log(SWING_FACTOR)
+    found, direction, high, low = [], 0, smooth[0], smooth[0]
+    anchor = extreme = smooth[0]  # the last turning point; the furthest point of the swing under way
+    for value in smooth[1:]:
+        if direction == 0:  # no swing yet: the first one starts at the highest or lowest point so far
+            high, low = max(high, value), min(low, value)
+            if high - value >= threshold:
+                direction, anchor, extreme = -1, high, value
+            elif value - low >= threshold:
+                direction, anchor, extreme = 1, low, value
+        elif (value - extreme) * direction > 0:
+            extreme = value
+        elif abs(value - extreme) >= threshold:  # turned by enough: the swing is over, the next begins
+            found.append(extreme - anchor)
+            direction, anchor, extreme = -direction, extreme, value
+    if direction:
+        found.append(extreme - anchor)
+    return [math.exp(x) for x in found]
+
+
+def descents(values) -> int:
+    """How many times `values` descends by at least SWING_FACTOR, counted on the smoothed curve."""
+    return sum(factor < 1 for factor in swings(values))
 
 
 def summarize(history: pd.DataFrame) -> dict:
@@ -90,12 +105,12 @@ RESULT_FILES = ("history.csv", "model.weights.h5", "run.json")  # what `repro ve
 
 
 def fingerprints(run_dir: Path) -> dict[str, str]:
-    """sha256 of each result file: committed with the metrics, so a fresh run can be compared."""
+    """sha256 of each result file: committed in records/, so a fresh run can be compared."""
     return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in RESULT_FILES}
 
 
 def comparable(summary: dict, sha256: dict[str, str]) -> dict:
-    """The numbers `repro verify` compares, with the result files' hashes: a sweep member's metrics."""
+    """The numbers `repro verify` compares, with the result files' hashes."""
     return {
         **{k: summary[k] for k in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
         "final_train_accuracy": summary["final"]["train_accuracy"],
@@ -104,40 +119,134 @@ def comparable(summary: dict, sha256: dict[str, str]) -> dict:
     }
 
 
-def summarize_run(run: RunConfig, run_dir: Path) -> dict:
-    return {**summarize(read_history(run_dir, run.name)), "setting": setting(run), "sha256": fingerprints(run_dir)}
+def read_run_json(run_dir: Path, run: RunConfig) -> dict:
+    """A trained run's run.json, refused unless it was trained with `run`'s parameters (params.yaml's now)."""
+    path = run_dir / "run.json"
+    retrain = f"retrain it with `repro train {run.group}`"
+    if not path.is_file():
+        raise ConfigError(f"missing {path}; train the run first with `repro train {run.group}`")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        fingerprint = record["fingerprint"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); {retrain}") from None
+    if fingerprint != run.fingerprint():
+        raise ConfigError(f"{run_dir} was trained with other parameters than params.yaml's (an interrupted or "
+                          f"skipped retrain?); {retrain}")
+    return record
 
 
-def summarize_sweep(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
-    """One summary per member of the sweep, keyed by member name, plus the grid itself."""
+def made_on(run_dir: Path, record: dict) -> dict:
+    """The machine and settings that made a run, as `repro verify` reports them."""
+    try:
+        provenance = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        provenance = {}
+    cpu = provenance.get("cpu", {})
+    return {**{k: record["determinism"][k] for k in ("backend", "device", "precision")},
+            "cpu": cpu.get("model"), "logical_cores": cpu.get("logical_cores"),
+            "commit": provenance.get("git", {}).get("commit")}
+
+
+def history_file(histories_dir: Path, name: str) -> Path:
+    """The committed copy of run `name`'s history: histories/<name>.csv (a sweep member's under its sweep)."""
+    return histories_dir / f"{name}.csv"
+
+
+def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Path, target: Path) -> None:
+    """Copies the histories of `names`, checked, into `target` (a file for one run, a folder for a sweep).
+
+    These copies are committed to git, so the claims can be recomputed without training.
+    """
+    from repro import files
+
+    checked = {}
+    for name in names:
+        run = runs[name]
+        source = runs_dir / run.directory / "history.csv"
+        history_csv.read(source, name, run.training.updates)
+        checked[name] = source.read_bytes()
+    if target.suffix == ".csv":
+        files.write_bytes(target, checked[names[0]])
+        return
+    with files.atomic_directory(target) as tmp:
+        for name, data in checked.items():
+            history_file(tmp, name.split("/", 1)[1]).write_bytes(data)
+
+
+def run_record(run: RunConfig, run_dir: Path) -> dict:
+    """records/<run>.json: everything evaluation says about a named run, its file hashes and its maker."""
+    record = read_run_json(run_dir, run)
+    history = history_csv.read(run_dir / "history.csv", run.name, run.training.updates)
+    return {**summarize(history), "setting": setting(run), "fingerprint": record["fingerprint"],
+            "sha256": fingerprints(run_dir), "made_on": made_on(run_dir, record)}
+
+
+def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
+    """records/<sweep>.json: the grid, and per member its place, numbers, hashes and maker."""
     members = {}
     for name in sweep.members:
         run = runs[name]
         run_dir = runs_dir / run.directory
-        summary = summarize(read_history(run_dir, name))
-        members[name.split("/", 1)[1]] = {
-            "operation": run.dataset.operation,
-            "train_fraction": run.dataset.train_fraction,
-            "seed": run.training.seed,
-            "intervention": name.rsplit("-", 1)[1],
-            **comparable(summary, fingerprints(run_dir)),
-        }
-    first = runs[sweep.members[0]]
+        record = read_run_json(run_dir, run)
+        summary = summarize(history_csv.read(run_dir / "history.csv", name, run.training.updates))
+        members[name.split("/", 1)[1]] = {**coordinates(run), **comparable(summary, fingerprints(run_dir)),
+                                          "fingerprint": record["fingerprint"], "made_on": made_on(run_dir, record)}
+    return {"grid": grid(sweep, runs), "runs": members}
+
+
+def run_metrics(record: dict) -> dict:
+    """metrics/<run>.json: the few numbers `dvc metrics show` and `dvc metrics diff` set side by side."""
+    keys = ("updates_to_99_train", "updates_to_99_val", "generalization_delay", "best_val_accuracy",
+            "val_loss_descents")
+    return {**{k: record[k] for k in keys}, "final_val_accuracy": record["final"]["val_accuracy"]}
+
+
+def sweep_metrics(record: dict) -> dict:
+    """metrics/<sweep>.json: one row for the whole sweep."""
+    members = list(record["runs"].values())
+    best = [m["best_val_accuracy"] for m in members]
+    return {"runs": len(members), "generalized": sum(b >= THRESHOLD for b in best),
+            "mean_best_val_accuracy": round(float(np.mean(best)), 6),
+            "mean_final_val_accuracy": round(float(np.mean([m["final_val_accuracy"] for m in members])), 6)}
+
+
+def coordinates(run: RunConfig) -> dict:
+    """Where a sweep member sits in its grid."""
+    return {"operation": run.dataset.operation, "train_fraction": run.dataset.train_fraction,
+            "seed": run.training.seed, "intervention": run.name.rsplit("-", 1)[1]}
+
+
+def grid(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict:
     return {
-        "grid": {
-            "model": sweep.model,
-            "budget": first.training.updates,
-            "operations": list(sweep.operations),
-            "fractions": list(sweep.fractions),
-            "seeds": list(sweep.seeds),
-            "interventions": list(sweep.interventions),
-        },
-        "runs": members,
+        "model": sweep.model,
+        "budget": runs[sweep.members[0]].training.updates,
+        "operations": list(sweep.operations),
+        "fractions": list(sweep.fractions),
+        "seeds": list(sweep.seeds),
+        "interventions": list(sweep.interventions),
     }
 
 
-def sweep_frame(summary: dict) -> pd.DataFrame:
-    """A sweep's runs as rows; "not reached" becomes infinity, so it sorts above every update count."""
+def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: Path) -> pd.DataFrame:
+    """A sweep's runs as rows, summarized from their committed histories.
+
+    "Not reached" becomes infinity, so it sorts above every update count.
+    """
+    rows = []
+    for name in sweep.members:
+        run = runs[name]
+        summary = summarize(history_csv.read(history_file(histories_dir, name), name, run.training.updates))
+        rows.append({**coordinates(run), **{k: summary[k] for k in (
+            "updates_to_99_train", "updates_to_99_val", "best_val_accuracy")}})
+    frame = pd.DataFrame(rows)
+    for column in ("updates_to_99_train", "updates_to_99_val"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
+    return frame
+
+
+def record_frame(summary: dict) -> pd.DataFrame:
+    """A sweep's record (records/<sweep>.json) as rows, "not reached" as infinity (for the figures)."""
     frame = pd.DataFrame(summary["runs"].values())
     for column in ("updates_to_99_train", "updates_to_99_val"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
@@ -145,6 +254,29 @@ def sweep_frame(summary: dict) -> pd.DataFrame:
 
 
 def read_metrics(path: Path) -> dict:
+    """A metrics/ or records/ file, made by `repro evaluate NAME` (or `repro figures embeddings`)."""
     if not path.is_file():
         raise ConfigError(f"missing metrics file {path}; make it with `repro evaluate {path.stem}` (or `dvc repro`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ConfigError(f"{path} is damaged ({error}); remake it with `repro evaluate {path.stem}` "
+                          "(or `dvc repro`)") from None
+
+
+def committed_record(name: str, records_dir: Path) -> dict:
+    """records/<name>.json as committed at git's HEAD: the reference `repro verify` compares with.
+
+    The working tree's copy may already hold a fresh local run; HEAD holds what was committed and published.
+    """
+    import subprocess
+
+    path = (records_dir / f"{name}.json").as_posix()
+    found = subprocess.run(["git", "show", f"HEAD:./{path}"], capture_output=True, text=True)
+    if found.returncode:
+        raise ConfigError(f"git's HEAD has no {path} to compare with ({found.stderr.strip() or 'not a git checkout'}); "
+                          f"run `dvc repro` and commit its records/ first")
+    try:
+        return json.loads(found.stdout)
+    except ValueError as error:
+        raise ConfigError(f"HEAD:{path} is damaged ({error})") from None

@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, files
-from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RUNS_DIR
+from repro import evaluate, files, history_csv
+from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RECORDS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
 _PNG_METADATA = {"Software": None}
 
@@ -54,7 +54,7 @@ def _record(run_dir: Path) -> dict:
 
 
 def _load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
-    return evaluate.read_history(run_dir), _record(run_dir)
+    return history_csv.read(run_dir / "history.csv", run_dir.name), _record(run_dir)
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path) -> None:
@@ -164,7 +164,7 @@ def _sweep_caption(summary: dict, what: str) -> str:
 
 def fractions_figure(summary: dict, target: Path) -> None:
     """Figure 1 (center): median updates to 99% validation and train accuracy per fraction."""
-    frame = evaluate.sweep_frame(summary)
+    frame = evaluate.record_frame(summary)
     budget = summary["grid"]["budget"]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for column, colour, label in (("updates_to_99_val", "tab:green", "validation"), ("updates_to_99_train", "tab:red", "train")):
@@ -209,7 +209,7 @@ def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, s
 
 def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path) -> None:
     """Figure 2 (left): best validation accuracy against training fraction per intervention."""
-    frame = evaluate.sweep_frame(summary)
+    frame = evaluate.record_frame(summary)
     labels = {}
     for name in summary["grid"]["interventions"]:
         changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
@@ -224,7 +224,7 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
 
 def operations_figure(summary: dict, operations: dict, target: Path) -> None:
     """Figure 2 (right): best validation accuracy against training fraction per operation."""
-    frame = evaluate.sweep_frame(summary)
+    frame = evaluate.record_frame(summary)
     names = summary["grid"]["operations"]
     labels = {op: operations[op].formula + (" (symmetric)" if operations[op].symmetric else "") for op in names}
     styles = {op: "-" if operations[op].symmetric else "--" for op in names}
@@ -284,9 +284,14 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
         "title": f"{_panel_title(record).splitlines()[0]}: {table.operation.formula}",
         "caption": _caption(record),
     }
+    paper = embeddings.paper_cosets(rows, product, table.elements)
+    paper_null = embeddings.null_quantile(rows, lambda r: embeddings.paper_cosets(r, product, table.elements).score)
     metrics = {"s5": {
         "run": s5_name, "subgroup_order": len(cosets.subgroup), "side": cosets.side,
         "subgroup": [table.elements[i] for i in cosets.subgroup], "coset_score": round(cosets.score, 4),
+        "paper_subgroup": {"generators": list(embeddings.PAPER_GENERATORS), "order": len(paper.subgroup),
+                           "side": paper.side, "conjugate": [table.elements[i] for i in paper.subgroup],
+                           "coset_score": round(paper.score, 4), "chance_99": round(paper_null, 4)},
         "weight_decay": record["run"]["training"]["weight_decay"],
     }}
     additions = []
@@ -298,8 +303,16 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
             "points": embeddings.tsne(rows), "step": step, "share": share, "caption": _caption(record),
             "title": f"{record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
         })
-        metrics[key] = {"run": name, "weight_decay": wd, "number_line_step": step, "number_line_share": round(share, 4)}
+        chance = embeddings.null_quantile(rows, lambda r: embeddings.number_line(r)[1])
+        metrics[key] = {"run": name, "weight_decay": wd, "number_line_step": step, "number_line_share": round(share, 4),
+                        "number_line_chance_99": round(chance, 4)}
     return s5, additions, metrics
+
+
+def _scalars(tree: dict) -> dict:
+    """`tree`'s numbers only (no names, no subgroups' elements): what `dvc metrics show` sets in a table."""
+    return {k: _scalars(v) if isinstance(v, dict) else v for k, v in tree.items()
+            if isinstance(v, dict) or isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
@@ -317,10 +330,11 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
         s5, additions, metrics = _embedding_panels(config, out_dir)
         target = out_dir / "fig3_tsne.png"
         embeddings_figure(s5, additions, target)
-        files.write_json(METRICS_DIR / "embeddings.json", metrics)
-        return [target, METRICS_DIR / "embeddings.json"]
+        files.write_json(RECORDS_DIR / "embeddings.json", metrics)
+        files.write_json(METRICS_DIR / "embeddings.json", _scalars(metrics))
+        return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json"]
     sweep = getattr(f, name)
-    summary = evaluate.read_metrics(METRICS_DIR / f"{sweep}.json")
+    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
     if name == "fractions":
         target = out_dir / "fig1_center_fractions.png"
         fractions_figure(summary, target)

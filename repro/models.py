@@ -1,6 +1,6 @@
 """The two models, in the Keras functional API.
 
-`transformer`: the paper's decoder-only transformer (paper-spec §2), as in the
+`transformer`: the paper's decoder-only transformer (PAPER.md §2), as in the
 official code: learned token embedding plus a fixed sinusoidal position
 encoding, post-LayerNorm blocks, causal multi-head attention, a ReLU
 feed-forward layer, no bias in any linear layer, a bias-free output layer over
@@ -14,7 +14,7 @@ from every position. The logits are exactly those of the full model; the
 work saved is most of the last block.
 
 `mlp`: one hidden layer of ReLU units fed both operands, the answer's class out
-(paper-spec §5).
+(PAPER.md §5).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 
 from repro import config, files
 
@@ -34,7 +34,17 @@ def apply(name: str, params_path: Path, scales_dir: Path = SCALES_DIR) -> config
         raise config.ConfigError(f"no scale {name!r} ({scale_path} not found); scales: {', '.join(known)}")
     yaml = YAML()  # round-trip: keeps comments, order and flow style
     yaml.width = 4096  # never re-wrap a line
-    params = yaml.load(params_path.read_text(encoding="utf-8"))
+    if not params_path.is_file():
+        raise config.ConfigError(f"{params_path} not found; run `repro scale` in the repository's root")
+    try:
+        params = yaml.load(params_path.read_text(encoding="utf-8"))
+    except YAMLError as error:
+        raise config.ConfigError(f"{params_path} is not valid YAML ({error.__class__.__name__}); restore it with "
+                                 f"`git checkout {params_path}`") from None
+    if not isinstance(params, dict):
+        what = "empty" if params is None else "a list" if isinstance(params, list) else "a single value"
+        raise config.ConfigError(f"{params_path} does not hold a mapping of parameters (it is {what}); restore it "
+                                 f"with `git checkout {params_path}`")
     _merge(params, yaml.load(scale_path.read_text(encoding="utf-8")))
     with files.atomic_path(params_path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""The paper's binary operation tables (paper-spec §1) and their train/validation split.
+"""The paper's binary operation tables (PAPER.md §1) and their train/validation split.
 
 Every element is an abstract symbol: the model only ever sees its index in
 `Table.elements`. Modular elements are written as their residues ("0".."96");

@@ -23,9 +23,7 @@ Outputs of each run (written together with the whole group, atomically):
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import platform
 import sys
@@ -37,10 +35,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from repro import backend, determinism, files, models, provenance
+from repro import backend, determinism, files, history_csv, models, provenance
 from repro.config import RunConfig
 from repro.datasets import Dataset
-from repro.evaluate import HISTORY_COLUMNS
 
 # Updates per compiled call. Fixed, so that one compilation serves every call.
 CHUNK_UPDATES = 256
@@ -344,15 +341,6 @@ def load_checkpoint(path: Path, fingerprint: str):
         return None
 
 
-def _history_csv(history: np.ndarray) -> str:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    for row in history:
-        writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
-    return text.getvalue()
-
-
 def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int) -> dict:
     """run.json: what determines the results; identical wherever they are reproduced on the same backend."""
     model = trainer.model
@@ -415,7 +403,7 @@ class Progress:
 
 
 def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_dir: Path, checkpoint: Path,
-                precision: str = "fp32") -> np.ndarray:
+                precision: str = "fp32", checkpoint_seconds: float = 60.0) -> np.ndarray:
     """Trains the group `runs` together, resuming from `checkpoint` if it holds this group's state.
 
     Writes each run's folder under `out_dir` (at its path relative to the group's), all at once.
@@ -424,7 +412,6 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
     trainer = GroupTrainer(runs, datasets, precision)
     fingerprint = group_fingerprint(runs, precision)
     schedule = log_schedule(runs[0].training.updates, runs[0].training.log_points)
-    every = min(run.training.checkpoint_seconds for run in runs)
 
     resumed = load_checkpoint(checkpoint, fingerprint)
     if resumed is None:
@@ -444,7 +431,7 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
         trainer.train_updates(previous, target)
         history.append(np.column_stack([np.full(len(runs), float(target)), trainer.evaluate()]))
         now = time.monotonic()
-        if now - last_checkpoint >= every and target < schedule[-1]:
+        if now - last_checkpoint >= checkpoint_seconds and target < schedule[-1]:
             save_checkpoint(checkpoint, fingerprint, np.stack(history, axis=1), trainer.state_arrays())
             last_checkpoint = now
         progress.update(target, float(history[-1][:, 2].mean()), float(history[-1][:, 4].mean()))
@@ -456,7 +443,7 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
         for index, (run, dataset) in enumerate(zip(runs, datasets)):
             run_dir = tmp / Path(run.directory).relative_to(runs[0].group)
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "history.csv").write_text(_history_csv(histories[index]), encoding="utf-8")
+            (run_dir / "history.csv").write_text(history_csv.text(histories[index]), encoding="utf-8")
             trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
             files.write_json(run_dir / "run.json", record(run, dataset, trainer, index))
             files.write_json(run_dir / "provenance.json", {**environment, "parameters_hash": run.fingerprint()})

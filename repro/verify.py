@@ -1,7 +1,9 @@
 """`repro verify`: retrain runs in a scratch folder and compare them with the committed results.
 
-The committed metrics (metrics/<run>.json, metrics/<sweep>.json) hold each
-run's numbers and the sha256 of its result files. A fresh run is
+The committed records (records/<run>.json, records/<sweep>.json, read from
+git's HEAD, not from the working tree, which a local `dvc repro` may have
+rewritten) hold each run's numbers, the sha256 of its result files, its
+parameters' fingerprint and the machine that made it. A fresh run is
 "bit-identical" when every one of those files hashes the same. Otherwise each
 metric's difference is reported against a stated tolerance: across machines,
 round-off differs (README, "Exactness"), and a grokking run amplifies it, so
@@ -18,9 +20,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import evaluate
+from repro import evaluate, history_csv
 from repro.config import Config, ConfigError
-from repro.files import METRICS_DIR
+from repro.files import RECORDS_DIR
 
 # metric: (kind, tolerance). "absolute": |fresh − committed|; "relative": |fresh / committed − 1|.
 TOLERANCES = {
@@ -32,7 +34,8 @@ TOLERANCES = {
     "updates_to_99_val": ("relative", 0.25),
 }
 IDENTICAL, WITHIN, BEYOND = "bit-identical", "within tolerance", "beyond tolerance"
-EXIT_CODES = {IDENTICAL: 0, WITHIN: 10, BEYOND: 11}
+OTHER_PARAMETERS = "other parameters"  # the committed result was made from another params.yaml: nothing to compare
+EXIT_CODES = {IDENTICAL: 0, WITHIN: 10, BEYOND: 11, OTHER_PARAMETERS: 12}
 
 
 @dataclass
@@ -41,18 +44,20 @@ class Outcome:
     verdict: str
     differences: dict[str, tuple] = field(default_factory=dict)  # metric: (committed, fresh, difference, tolerance)
     files: list[str] = field(default_factory=list)  # result files whose bytes differ
+    made_on: dict | None = None  # the committed result's machine and settings
 
 
 def committed(config: Config, name: str) -> dict:
-    """The committed numbers and file hashes of run `name` (a named run or a sweep member)."""
+    """The numbers, file hashes, parameters and maker of run `name` as committed at git's HEAD."""
     if "/" in name:
         sweep, member = name.split("/", 1)
-        runs = evaluate.read_metrics(METRICS_DIR / f"{sweep}.json")["runs"]
+        runs = evaluate.committed_record(sweep, RECORDS_DIR)["runs"]
         if member not in runs:
-            raise ConfigError(f"{name} is not in the committed metrics/{sweep}.json; run `dvc repro` first")
+            raise ConfigError(f"{name} is not in the committed records/{sweep}.json; run `dvc repro` and commit first")
         return runs[member]
-    metrics = evaluate.read_metrics(METRICS_DIR / f"{name}.json")
-    return evaluate.comparable(metrics, metrics["sha256"])
+    record = evaluate.committed_record(name, RECORDS_DIR)
+    return {**evaluate.comparable(record, record["sha256"]), "fingerprint": record.get("fingerprint"),
+            "made_on": record.get("made_on")}
 
 
 def _difference(kind: str, old, new) -> float:
@@ -89,7 +94,7 @@ def fresh(config: Config, params: Path, name: str, scratch: Path, trained: set[s
         _repro(params, scratch, "train", group.name)
         trained.add(group.name)
     run_dir = scratch / "runs" / run.directory
-    summary = evaluate.summarize(evaluate.read_history(run_dir, name))
+    summary = evaluate.summarize(history_csv.read(run_dir / "history.csv", name, run.training.updates))
     return evaluate.comparable(summary, evaluate.fingerprints(run_dir))
 
 
@@ -99,9 +104,17 @@ def verify(config: Config, params: Path, names: list[str]):
     trained: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="repro-verify-") as scratch:
         for name in names:
-            yield compare(name, old[name], fresh(config, params.resolve(), name, Path(scratch), trained))
+            if old[name].get("fingerprint") != config.run(name).fingerprint():
+                yield Outcome(name, OTHER_PARAMETERS, made_on=old[name].get("made_on"))
+                continue
+            outcome = compare(name, old[name], fresh(config, params.resolve(), name, Path(scratch), trained))
+            outcome.made_on = old[name].get("made_on")
+            yield outcome
 
 
 def overall(outcomes: list[Outcome]) -> str:
     verdicts = {o.verdict for o in outcomes}
-    return BEYOND if BEYOND in verdicts else WITHIN if WITHIN in verdicts else IDENTICAL
+    for verdict in (OTHER_PARAMETERS, BEYOND, WITHIN):
+        if verdict in verdicts:
+            return verdict
+    return IDENTICAL

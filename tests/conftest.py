@@ -22,14 +22,14 @@ def tiny_params(**run_overrides) -> dict:
         "scale": "tiny",
         "datasets": {"add_23": {"operation": "add", "modulus": 23, "train_fraction": 0.5, "seed": 0}},
         "models": {"mlp": {"kind": "mlp", "hidden": 32}},
-        "training": {"learning_rate": 0.01, "weight_decay": 1.0, "updates": 300, "log_points": 20,
-                     "checkpoint_seconds": 0},
+        "training": {"learning_rate": 0.01, "weight_decay": 1.0, "updates": 300, "log_points": 20},
         "interventions": {"adamw": {}, "minibatch_adam": {"weight_decay": 0.0}},
         "runs": {"tiny": {"dataset": "add_23", "model": "mlp", **run_overrides}},
         "sweeps": {"grid": {"model": "mlp", "modulus": 23, "operations": ["s5_mul", "add"], "fractions": [0.5, 0.8],
                             "seeds": [0], "interventions": ["adamw", "minibatch_adam"], "training": {"updates": 100}}},
         "figures": {"curves": ["tiny"], "table": "add_23", "fractions": "grid", "interventions": "grid",
                     "operations": "grid", "embeddings": ["grid/s5_mul-0.8-0-adamw", "tiny", "grid/add-0.5-0-adamw"]},
+        "execution": {"checkpoint_seconds": 0},
     }
 
 

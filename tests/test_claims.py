@@ -1,80 +1,195 @@
-"""The claims report: verdicts follow the metrics, so changed metrics change the verdicts."""
+"""The claims report: recomputed from committed files, decided by stated rules, on detectors that work."""
 
 import copy
 import json
+import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import REPO
-from repro import claims, evaluate
-
-
-def _committed() -> dict:
-    """The metrics of the committed laptop-scale run, as the claims stage reads them."""
-    names = {"curves_run": "transformer_div", "fractions": "s5_fractions", "interventions": "s5_interventions",
-             "operations": "operations", "embeddings": "embeddings"}
-    return {key: evaluate.read_metrics(REPO / "metrics" / f"{name}.json") for key, name in names.items()}
-
-
-def _verdicts(metrics: dict) -> dict[str, str]:
-    return {c.id: c.verdict for c in claims.assess(**metrics)}
+from repro import claims, config, evaluate, history_csv
 
 
 @pytest.fixture(scope="module")
-def metrics():
-    return _committed()
+def committed():
+    """The claims' inputs, from the committed histories and metrics of the laptop scale."""
+    return claims.inputs(config.load(REPO / "params.yaml"), REPO / "histories", REPO / "records")
 
 
-def test_the_committed_report_is_what_the_committed_metrics_give(metrics):
-    """reports/claims.json is regenerated from metrics/, never edited by hand."""
-    report = json.loads((REPO / "reports/claims.json").read_text())
-    assert {c["id"]: c["verdict"] for c in report["claims"]} == _verdicts(metrics)
+def _verdicts(inputs: dict) -> dict[str, str]:
+    return {c.id: c.verdict for c in claims.assess(**inputs)}
 
 
-def test_a_late_fit_is_not_reproduced(metrics):
-    changed = copy.deepcopy(metrics)
-    changed["curves_run"]["updates_to_99_train"] = 5000
-    assert _verdicts(metrics)["fig1_fits_early"] == claims.REPRODUCED
+def test_the_committed_report_is_what_the_committed_histories_give(committed):
+    """reports/claims.{md,json} are `repro claims`' output for the committed files, byte for byte."""
+    found = claims.assess(**committed)
+    params = config.load(REPO / "params.yaml")
+    assert claims.to_markdown(found, f"scale `{params.scale}`") == (REPO / "reports/claims.md").read_text()
+    written = json.dumps(claims.to_json(found), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert written == (REPO / "reports/claims.json").read_text()
+
+
+def test_the_committed_records_are_what_the_committed_histories_give():
+    params = config.load(REPO / "params.yaml")
+    for name, sweep in params.sweeps.items():
+        metrics = evaluate.read_metrics(REPO / "records" / f"{name}.json")["runs"]
+        for member in sweep.members:
+            run = params.runs[member]
+            summary = evaluate.summarize(history_csv.read(evaluate.history_file(REPO / "histories", member),
+                                                          member, run.training.updates))
+            committed = metrics[member.split("/", 1)[1]]
+            for key in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy"):
+                assert committed[key] == summary[key], (member, key)
+
+
+# --- the two rules ---------------------------------------------------------------------------------------
+
+def test_one_seed_is_always_inconclusive():
+    assert claims.compare({0: 0.9}, {0: 0.1}).verdict == claims.INCONCLUSIVE
+
+
+def test_an_effect_within_the_seed_spread_is_inconclusive():
+    # Differences +0.02 and +0.01 in both seeds, but the seeds of one condition differ by 0.05.
+    found = claims.compare({0: 0.50, 1: 0.55}, {0: 0.48, 1: 0.54})
+    assert found.verdict == claims.INCONCLUSIVE and found.spread == pytest.approx(0.06)
+
+
+def test_an_effect_beyond_the_spread_in_every_seed_decides():
+    assert claims.compare({0: 0.9, 1: 0.92, 2: 0.91}, {0: 0.5, 1: 0.52, 2: 0.49}).verdict == claims.REPRODUCED
+    assert claims.compare({0: 0.5, 1: 0.52}, {0: 0.9, 1: 0.91}).verdict == claims.NOT_REPRODUCED
+    # One seed the other way round: not consistent, so not decided.
+    assert claims.compare({0: 0.9, 1: 0.4}, {0: 0.5, 1: 0.5}).verdict == claims.INCONCLUSIVE
+
+
+def test_threshold_rule():
+    assert claims.threshold([True, True]) == claims.REPRODUCED
+    assert claims.threshold([False, False]) == claims.NOT_REPRODUCED
+    assert claims.threshold([True, False]) == claims.INCONCLUSIVE
+    assert claims.threshold([True, None]) == claims.INCONCLUSIVE
+
+
+# --- claims on synthetic sweeps ---------------------------------------------------------------------------
+
+def _sweep(model: str, rows: list[dict], budget: int = 100_000) -> claims.Sweep:
+    frame = pd.DataFrame(rows)
+    for column in ("updates_to_99_train", "updates_to_99_val"):
+        if column not in frame:
+            frame[column] = 500.0
+    return claims.Sweep(frame, {"model": model, "budget": budget, "fractions": sorted(set(frame["train_fraction"]))})
+
+
+def _operations(model: str, accuracy: dict[str, float], fractions=(0.3, 0.6, 0.95), seeds=(0, 1, 2)) -> claims.Sweep:
+    return _sweep(model, [{"operation": op, "train_fraction": f, "seed": s, "intervention": "adamw",
+                           "best_val_accuracy": acc + 0.001 * s} for op, acc in accuracy.items()
+                          for f in fractions for s in seeds])
+
+
+def _claim(found: list, claim_id: str):
+    return next(c for c in found if c.id == claim_id)
+
+
+def test_the_mlp_cannot_test_add_against_sub_but_the_transformer_can():
+    accuracy = {"add": 1.0, "sub": 0.5, "mul": 1.0, "div": 0.5, "quad": 0.2, "quad_x": 0.1}
+    mlp = _claim(claims._operations(_operations("mlp", accuracy)), "fig2_symmetric")
+    assert mlp.verdict == claims.NOT_TESTABLE and "cannot tell them apart" in mlp.measured
+    transformer = _claim(claims._operations(_operations("transformer", accuracy)), "fig2_symmetric")
+    assert transformer.verdict == claims.REPRODUCED
+
+
+def test_the_cube_claim_needs_a_grid_to_95_percent_and_a_table_that_generalizes():
+    never = {"cube_xy2_y": 0.02, "quad": 1.0}
+    assert _claim(claims._operations(_operations("transformer", never)), "fig2_cube_never").verdict == claims.REPRODUCED
+    short = _operations("transformer", never, fractions=(0.3, 0.8))
+    assert _claim(claims._operations(short), "fig2_cube_never").verdict == claims.NOT_TESTABLE
+    nothing = _operations("transformer", {"cube_xy2_y": 0.02, "quad": 0.02})
+    assert _claim(claims._operations(nothing), "fig2_cube_never").verdict == claims.NOT_TESTABLE
+    grows = _operations("transformer", {"cube_xy2_y": 1.0, "quad": 1.0})
+    assert _claim(claims._operations(grows), "fig2_cube_never").verdict == claims.NOT_REPRODUCED
+
+
+def _interventions(accuracy: dict[str, dict[float, float]], seeds=(0, 1, 2)) -> claims.Sweep:
+    return _sweep("transformer", [{"operation": "s5_mul", "train_fraction": f, "seed": s, "intervention": name,
+                                   "best_val_accuracy": acc} for name, curve in accuracy.items()
+                                  for f, acc in curve.items() for s in seeds])
+
+
+def test_weight_decay_halving_the_data_needed():
+    fractions = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+    halves = _interventions({"adamw": {f: 1.0 if f >= 0.3 else 0.2 for f in fractions},
+                             "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
+    assert _claim(claims._interventions(halves), "fig2_weight_decay").verdict == claims.REPRODUCED
+    barely = _interventions({"adamw": {f: 1.0 if f >= 0.5 else 0.2 for f in fractions},
+                             "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
+    assert _claim(claims._interventions(barely), "fig2_weight_decay").verdict == claims.NOT_REPRODUCED
+    one_seed = _interventions({"adamw": {f: 1.0 if f >= 0.3 else 0.2 for f in fractions},
+                               "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}}, seeds=(0,))
+    assert _claim(claims._interventions(one_seed), "fig2_weight_decay").verdict == claims.INCONCLUSIVE
+
+
+def _steep(growth: float, seeds=(0, 1, 2)) -> claims.Sweep:
+    fractions = [0.25, 0.27, 0.29, 0.31, 0.33, 0.35, 0.5]
+    rows = [{"operation": "s5_mul", "train_fraction": f, "seed": s, "intervention": "adamw",
+             "updates_to_99_val": 1000 * (1 + growth) ** ((0.35 - f) * 100) * (1 + 0.05 * s),
+             "updates_to_99_train": 500 + 1000 * f + s, "best_val_accuracy": 1.0} for f in fractions for s in seeds]
+    return _sweep("transformer", rows)
+
+
+def test_figure_1_center_steepness_and_training_trend():
+    steep = claims._fractions(_steep(0.45))
+    assert _claim(steep, "fig1_center_steep").verdict == claims.REPRODUCED
+    assert "+45%" in _claim(steep, "fig1_center_steep").effect
+    assert _claim(steep, "fig1_center_train").verdict == claims.REPRODUCED  # fewer updates with less data
+    assert _claim(claims._fractions(_steep(0.10)), "fig1_center_steep").verdict == claims.NOT_REPRODUCED
+    assert _claim(claims._fractions(_steep(0.45, seeds=(0,))), "fig1_center_steep").verdict == claims.INCONCLUSIVE
+
+
+def _figure1(**changes) -> dict:
+    run = {"updates_to_99_train": 600, "updates_to_99_val": 600_000, "generalization_delay": 1000.0,
+           "val_loss_descents": 2, "swings": [0.5, 3.0, 0.01],
+           "setting": {"model": "transformer", "operation": "div", "train_fraction": 0.5, "learning_rate": 1e-3,
+                       "weight_decay": 0.0, "budget": 1_000_000}}
+    run.update(changes)
+    return run
+
+
+def test_figure_1_left_in_and_out_of_the_papers_setting():
+    verdicts = {c.id: c.verdict for c in claims._figure1([_figure1(), _figure1()])}
+    assert verdicts == {"fig1_fits_early": claims.REPRODUCED, "fig1_generalizes_late": claims.REPRODUCED}
+    late = {c.id: c.verdict for c in claims._figure1([_figure1(updates_to_99_train=5000, generalization_delay=9.0)])}
+    assert late == {"fig1_fits_early": claims.NOT_REPRODUCED, "fig1_generalizes_late": claims.NOT_REPRODUCED}
+    decayed = _figure1(setting={**_figure1()["setting"], "weight_decay": 1.0})
+    assert claims._figure1([decayed])[1].verdict == claims.NOT_TESTABLE
+
+
+def test_a_late_fit_in_the_committed_run_is_not_reproduced(committed):
+    changed = copy.deepcopy(committed)
+    changed["figure1"][0]["updates_to_99_train"] = 5000
+    assert _verdicts(committed)["fig1_fits_early"] == claims.REPRODUCED
     assert _verdicts(changed)["fig1_fits_early"] == claims.NOT_REPRODUCED
 
 
-def _with_runs(metrics: dict, sweep: str, column: str, value: str, **changes) -> dict:
-    """A copy of `metrics` where the runs of `sweep` with `column` == `value` take `changes`."""
-    changed = copy.deepcopy(metrics)
-    for run in changed[sweep]["runs"].values():
-        if run[column] == value:
-            run.update(changes)
-    return changed
+def test_structure_scores_against_chance(committed):
+    changed = copy.deepcopy(committed)
+    paper = changed["embeddings"]["s5"]["paper_subgroup"]
+    for score, verdict in ((0.9, claims.REPRODUCED), (0.2, claims.INCONCLUSIVE), (0.01, claims.NOT_REPRODUCED)):
+        paper.update(coset_score=score, chance_99=0.05)
+        assert _verdicts(changed)["fig3_s5_cosets"] == verdict
 
 
-def test_a_cube_that_generalizes_is_not_reproduced(metrics):
-    changed = _with_runs(metrics, "operations", "operation", "cube_xy2_y", best_val_accuracy=1.0)
-    assert _verdicts(metrics)["fig2_cube_never"] == claims.REPRODUCED
-    assert _verdicts(changed)["fig2_cube_never"] == claims.NOT_REPRODUCED
+# --- the report ------------------------------------------------------------------------------------------
 
-
-def test_weight_decay_that_does_not_help_is_not_reproduced(metrics):
-    changed = _with_runs(metrics, "interventions", "intervention", "decay_to_init", best_val_accuracy=1.0)
-    assert _verdicts(changed)["fig2_decay_to_init"] == claims.NOT_REPRODUCED
-
-
-def test_the_paper_setting_makes_the_delay_testable(metrics):
-    """Adam at ≥ 10⁵ updates tests the 1000× delay; a short delay there is "not reproduced"."""
-    changed = copy.deepcopy(metrics)
-    changed["curves_run"]["setting"].update(weight_decay=0.0, budget=1_000_000)
-    assert _verdicts(metrics)["fig1_generalizes_late"] == claims.NOT_TESTABLE
-    changed["curves_run"]["generalization_delay"] = 8.7
-    assert _verdicts(changed)["fig1_generalizes_late"] == claims.NOT_REPRODUCED
-    changed["curves_run"]["generalization_delay"] = 900.0
-    assert _verdicts(changed)["fig1_generalizes_late"] == claims.REPRODUCED
-
-
-def test_markdown_lists_every_claim_with_its_figure(metrics):
-    found = claims.assess(**metrics)
+def test_markdown_lists_every_claim_with_its_figure_effect_and_rule(committed):
+    found = claims.assess(**committed)
     text = claims.to_markdown(found, "scale `laptop`")
+    assert claims.COMPARISON_RULE in text and claims.THRESHOLD_RULE in text
     for claim in found:
         assert f"`{claim.id}`" in text and f"../figures/{claim.figure}" in text
         assert (REPO / "figures" / claim.figure).is_file()
+        assert claim.verdict in claims.VERDICTS
+        assert claim.verdict == claims.NOT_TESTABLE or claim.effect != "—"
+        assert claim.verdict != claims.NOT_TESTABLE or "Not testable: " in claim.measured
 
 
 def test_the_readme_verdicts_are_generated_from_the_report():
@@ -87,3 +202,11 @@ def test_the_readme_verdicts_are_generated_from_the_report():
     assert claims.with_verdicts(readme, changed) != readme
     with pytest.raises(ValueError, match="markers"):
         claims.with_verdicts("# no markers here\n", report)
+
+
+def test_every_verdict_is_counted(committed):
+    found = claims.assess(**committed)
+    counts = claims.to_json(found)["summary"]
+    assert set(counts) == set(claims.VERDICTS) and sum(counts.values()) == len(found)
+    assert not math.isnan(sum(counts.values()))
+    assert np.all([c.seeds >= 1 for c in found])

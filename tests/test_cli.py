@@ -1,11 +1,15 @@
 """Bad input through the command line: a clear message, a non-zero exit, no output left behind."""
 
+import csv
 import json
+import shutil
+from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import tiny_params
+from conftest import REPO, tiny_params
 from repro.cli import main
 
 
@@ -74,6 +78,83 @@ def test_evaluate_without_history_fails_cleanly(workdir):
     assert _leftovers(workdir) == []
 
 
+def _params(change) -> None:
+    raw = tiny_params()
+    change(raw)
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_a_negative_seed_is_refused_with_a_message(workdir):
+    _params(lambda raw: raw["datasets"]["add_23"].update(seed=-1))
+    result = _invoke("generate")
+    assert result.exit_code == 1 and "datasets.add_23.seed must not be negative" in result.output
+    _params(lambda raw: raw["sweeps"]["grid"].update(seeds=[0, -2]))
+    result = _invoke("generate")
+    assert result.exit_code == 1 and "sweeps.grid.seeds must not be negative" in result.output
+    assert _leftovers(workdir) == []
+
+
+def test_a_damaged_manifest_says_to_regenerate(workdir):
+    assert _invoke("generate").exit_code == 0
+    (workdir / "data/add_23/manifest.json").write_text("{bad")
+    result = _invoke("train", "tiny")
+    assert result.exit_code == 1 and "manifest.json is damaged" in result.output
+    assert "repro generate add_23" in result.output and not (workdir / "runs").exists()
+
+
+@pytest.mark.parametrize("column", ["c", "split"])
+def test_one_changed_answer_or_split_label_is_refused(workdir, column):
+    assert _invoke("generate").exit_code == 0
+    path = workdir / "data/add_23/equations.csv"
+    rows = list(csv.DictReader(path.open()))
+    rows[5][column] = {"c": rows[6]["c"] if rows[6]["c"] != rows[5]["c"] else rows[4]["c"],
+                       "split": "validation" if rows[5]["split"] == "train" else "train"}[column]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = _invoke("train", "tiny")
+    assert result.exit_code == 1 and "differs from the table params.yaml defines (row 7)" in result.output
+    assert not (workdir / "runs").exists()
+
+
+def _trained(workdir) -> Path:
+    assert _invoke("generate").exit_code == 0 and _invoke("train", "tiny").exit_code == 0
+    return workdir / "runs/tiny/history.csv"
+
+
+def test_a_truncated_or_unfinished_history_is_refused(workdir):
+    history = _trained(workdir)
+    text = history.read_text()
+    history.write_text(text[: len(text) - 7])  # cut mid-line
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "is damaged" in result.output and "repro train tiny" in result.output
+    history.write_text("".join(text.splitlines(keepends=True)[:-3]))  # whole lines, but stops short
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "the run did not finish" in result.output
+    assert not (workdir / "metrics").exists() and not (workdir / "histories").exists()
+
+
+def test_a_damaged_record_says_how_to_remake_it(workdir):
+    (workdir / "records").mkdir()
+    (workdir / "records/grid.json").write_text('{"runs": ')
+    result = _invoke("figures", "fractions")
+    assert result.exit_code == 1 and "records/grid.json is damaged" in result.output
+    assert "repro evaluate grid" in result.output
+
+
+@pytest.mark.parametrize("text, problem", [("", "it is empty"), ("a: [\n", "not valid YAML"),
+                                           ("- 1\n", "it is a list")])
+def test_scale_on_a_broken_params_file_says_how_to_restore_it(tmp_path, monkeypatch, text, problem):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "scales", tmp_path / "scales")
+    (tmp_path / "params.yaml").write_text(text)
+    result = _invoke("scale", "laptop")
+    assert result.exit_code == 1 and problem in result.output and "git checkout params.yaml" in result.output
+    assert (tmp_path / "params.yaml").read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == [
+        "params.yaml", "scales"]
+
+
 GRID = [f"grid/{op}-{f}-0-{i}" for op in ("s5_mul", "add") for f in (0.5, 0.8) for i in ("adamw", "minibatch_adam")]
 FIGURES = ["fig1_left_accuracy.png", "fig4_loss.png", "fig1_right_table.png", "fig1_center_fractions.png",
            "fig2_left_interventions.png", "fig2_right_operations.png", "fig3_tsne.png"]
@@ -86,15 +167,22 @@ def test_tiny_pipeline_end_to_end(workdir):
         result = _invoke(*args)
         assert result.exit_code == 0, (args, result.output)
     metrics = json.loads((workdir / "metrics/tiny.json").read_text())
-    assert metrics["updates"] == 300
-    assert set(metrics) >= {"updates_to_99_train", "updates_to_99_val", "best_val_accuracy", "final"}
+    assert set(metrics) == {"updates_to_99_train", "updates_to_99_val", "generalization_delay", "best_val_accuracy",
+                            "val_loss_descents", "final_val_accuracy"}  # a few numbers: a row of a table
+    record = json.loads((workdir / "records/tiny.json").read_text())
+    assert record["updates"] == 300 and set(record["sha256"]) == {"history.csv", "model.weights.h5", "run.json"}
+    assert record["made_on"]["backend"] == "tensorflow" and record["made_on"]["precision"] == "fp32"
     record = json.loads((workdir / "runs/tiny/run.json").read_text())
     assert record["run"]["training"]["seed"] == 0 and record["versions"]["tensorflow"]
-    sweep = json.loads((workdir / "metrics/grid.json").read_text())
+    assert json.loads((workdir / "metrics/grid.json").read_text())["runs"] == len(GRID)
+    sweep = json.loads((workdir / "records/grid.json").read_text())
     assert sorted(sweep["runs"]) == sorted(name.split("/")[1] for name in GRID)
     claims = json.loads((workdir / "reports/claims.json").read_text())
-    assert len(claims["claims"]) == sum(claims["summary"].values()) == 15
-    assert "| claim | paper | measured here | verdict | figure |" in (workdir / "reports/claims.md").read_text()
+    assert len(claims["claims"]) == sum(claims["summary"].values()) == 16
+    assert "| claim | paper | measured here | effect | spread over seeds | verdict | figure |" in (
+        workdir / "reports/claims.md").read_text()
+    assert (workdir / "histories/tiny.csv").read_bytes() == (workdir / "runs/tiny/history.csv").read_bytes()
+    assert len(list((workdir / "histories/grid").glob("*.csv"))) == len(GRID)
     figures = {name: (workdir / "figures" / name).read_bytes() for name in FIGURES}
     assert all(data.startswith(b"\x89PNG") for data in figures.values())
     assert _invoke("figures").exit_code == 0

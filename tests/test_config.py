@@ -1,4 +1,5 @@
 import copy
+import json
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ def test_the_shipped_params_file_is_valid():
     assert set(cfg.figures.curves) <= set(cfg.runs)
     transformer = cfg.run("transformer_div")
     interventions = cfg.sweeps[cfg.figures.interventions].interventions
-    assert len(interventions) == 9  # paper-spec §3
+    assert len(interventions) == 9  # PAPER.md §3
     assert transformer.training.weight_decay == 1.0 and transformer.training.beta_2 == 0.98
 
 
@@ -23,10 +24,18 @@ def test_run_overrides_sit_on_the_training_defaults():
     assert run.training.weight_decay == 1.0  # from `training`
 
 
-def test_fingerprint_changes_with_results_not_with_checkpoint_cadence():
-    base = config.parse(tiny_params()).run("tiny")
-    assert base.fingerprint() == config.parse(tiny_params(checkpoint_seconds=99)).run("tiny").fingerprint()
-    assert base.fingerprint() != config.parse(tiny_params(seed=1)).run("tiny").fingerprint()
+def test_checkpoint_cadence_is_outside_what_determines_a_run():
+    """execution.checkpoint_seconds changes no run (so no run.json, no DVC stage); the old place says where it went."""
+    raw = tiny_params()
+    raw["execution"]["checkpoint_seconds"] = 99
+    base, other = config.parse(tiny_params()), config.parse(raw)
+    assert other.execution.checkpoint_seconds == 99 and other.runs == base.runs
+    assert "checkpoint_seconds" not in json.dumps(base.run("tiny").to_dict())
+    assert base.run("tiny").fingerprint() != config.parse(tiny_params(seed=1)).run("tiny").fingerprint()
+    old_place = tiny_params()
+    old_place["training"]["checkpoint_seconds"] = 5
+    with pytest.raises(config.ConfigError, match="now execution.checkpoint_seconds"):
+        config.parse(old_place)
 
 
 def _broken(edit):

@@ -50,6 +50,44 @@ def test_number_line_finds_the_step_of_a_circle():
     assert share < 0.2
 
 
+def test_the_papers_subgroup_has_order_10_and_6_conjugates():
+    table = tasks.build_table("s5_mul")
+    product = _s5()
+    subgroup = embeddings.generated(product, [table.elements.index(g) for g in embeddings.PAPER_GENERATORS])
+    assert len(subgroup) == 10
+    found = embeddings.conjugates(product, subgroup)
+    assert len(found) == 6 and subgroup in found and all(len(h) == 10 for h in found)
+
+
+def test_planted_cosets_of_a_conjugate_are_found_and_random_rows_score_as_chance():
+    table, product = tasks.build_table("s5_mul"), _s5()
+    rng = np.random.default_rng(0)
+    subgroup = embeddings.generated(product, [table.elements.index(g) for g in embeddings.PAPER_GENERATORS])
+    conjugate = embeddings.conjugates(product, subgroup)[3]
+    labels = embeddings.coset_labels(product, conjugate, "left")
+    planted = rng.normal(size=(12, 16))[labels] + 0.1 * rng.normal(size=(120, 16))
+    found = embeddings.paper_cosets(planted, product, table.elements)
+    assert found.score > 0.9 and found.subgroup == conjugate
+
+    def statistic(rows):
+        return embeddings.paper_cosets(rows, product, table.elements).score
+
+    assert embeddings.null_quantile(planted, statistic, trials=50) < 0.1
+    noise = rng.normal(size=(120, 16))
+    assert statistic(noise) <= embeddings.null_quantile(noise, statistic, trials=50) + 0.02
+
+
+def test_a_planted_number_line_beats_chance_and_random_rows_do_not():
+    f = pow(8, -1, 97)
+    angles = 2 * np.pi * np.arange(97) * f / 97
+    line = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    share = embeddings.number_line(line)[1]
+    assert share > embeddings.null_quantile(line, lambda r: embeddings.number_line(r)[1]) + 0.5
+    noise = np.random.default_rng(3).normal(size=(97, 16))
+    chance = embeddings.null_quantile(noise, lambda r: embeddings.number_line(r)[1])
+    assert embeddings.number_line(noise)[1] <= chance
+
+
 def test_tsne_is_repeatable():
     rows = np.random.default_rng(1).normal(size=(40, 8))
     assert np.array_equal(embeddings.tsne(rows), embeddings.tsne(rows))

@@ -49,13 +49,26 @@ def test_dockerfile_runs_the_pipeline_without_git_into_the_mounted_folder():
 
 
 def test_readme_docker_lines_match_the_dockerfile():
-    readme_lines = {line.strip() for line in README.splitlines() if line.strip().startswith("docker ")}
+    commands = ("docker ", "mkdir -p results && docker ")
+    readme_lines = {line.strip() for line in README.splitlines() if line.strip().startswith(commands)}
     dockerfile_lines = {line.lstrip("# ").strip() for line in DOCKERFILE.splitlines()
-                        if line.lstrip("# ").startswith("docker ")}
-    assert dockerfile_lines and dockerfile_lines <= readme_lines
+                        if line.lstrip("# ").startswith(commands)}
+    assert len(dockerfile_lines) == 2 and dockerfile_lines <= readme_lines
     volume = _all("VOLUME")[0]
-    run = next(line for line in readme_lines if line.startswith("docker run"))
+    run = next(line for line in readme_lines if "docker run" in line)
     assert f":{volume}" in run
+
+
+def test_docker_results_belong_to_and_are_readable_by_the_host_user():
+    """The documented run passes the host's uid and gid; any uid can write the work dir and HOME."""
+    run = next(line for line in README.splitlines() if "docker run" in line and "/results" in line)
+    assert '--user "$(id -u):$(id -g)"' in run and run.startswith("mkdir -p results &&")
+    assert any("chmod a+rwX" in args and "-path ./.venv -prune" in args and "/home/repro" in args
+               for args in _all("RUN"))
+    assert any("HOME=" in env for env in _all("ENV"))
+    (command,) = _all("CMD")
+    for folder in ("figures", "metrics", "records", "histories", "reports", "runs"):
+        assert f" {folder}" in command
 
 
 def test_lock_file_pins_every_package_with_hashes():

@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_params
 from repro import config, datasets, train
 
-# One setting per intervention of paper-spec §3 that is not a plain optimiser value.
+# One setting per intervention of PAPER.md §3 that is not a plain optimiser value.
 INTERVENTIONS = {
     "full_batch": {"full_batch": True},
     "dropout": {"dropout": 0.1},

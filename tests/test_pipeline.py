@@ -23,7 +23,7 @@ def tiny_real_params() -> dict:
         dataset["modulus"] = 23
     params["models"]["transformer"].update(layers=1, width=32, heads=2, feedforward=64)
     params["models"]["mlp"]["hidden"] = 32
-    params["training"].update(updates=60, log_points=8, checkpoint_seconds=0)
+    params["training"].update(updates=60, log_points=8)
     for run in params["runs"].values():
         run["updates"] = 60
     grids = {"s5_fractions": ([0.9], ["adamw"]), "s5_interventions": ([0.8], ["adamw", "minibatch_adam"]),

@@ -90,7 +90,14 @@ def test_split_rejects_fractions_outside_the_open_interval(fraction):
 def test_descents_count_falls_after_a_rise():
     from repro.evaluate import descents
 
-    assert descents([5, 4, 3, 2, 1]) == 1
-    assert descents([5, 3, 4, 2]) == 2  # rose 33% above its low of 3, then fell below it
-    assert descents([5, 3, 3.3, 2]) == 1  # a 10% bump is noise, not a second descent
-    assert descents([5, 3, 6, 2, 2.2, 1]) == 2
+    updates = np.geomspace(1, 1e5, 120)
+    single = 5 * np.exp(-updates / 1e3) + 0.05
+    double = single + 4 * np.exp(-((np.log10(updates) - 3.5) ** 2) / 0.1) * (updates < 1e5)
+    rng = np.random.default_rng(0)
+    for seed in range(5):  # ±10% noise between neighbouring points: never a second descent
+        noise = np.exp(0.1 * np.random.default_rng(seed).normal(size=len(updates)))
+        assert descents(single * noise) == 1
+        assert descents(double * noise) == 2
+    assert descents(np.full(50, 3.0) + 0.01 * rng.normal(size=50)) == 0  # flat: no descent at all
+    assert descents([5, 3, 3.3, 2] + [2] * 5) == 1  # a 10% bump is noise, not a second descent
+

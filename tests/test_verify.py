@@ -1,33 +1,81 @@
-"""`repro verify`: a fresh run of a committed run says "bit-identical"; a changed result says so by exit code."""
+"""`repro verify`: compares a fresh run with the result committed at git's HEAD, like with like."""
 
 import json
+import subprocess
 
-from conftest import repro
+import yaml
+
+from conftest import repro, tiny_params
+
+
+def _git(workdir, *args):
+    subprocess.run(["git", *args], cwd=workdir, check=True, capture_output=True)
+
+
+def _commit(workdir, message="results"):
+    _git(workdir, "add", "-A", "records", "params.yaml")
+    _git(workdir, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message)
+
+
+def _trained_and_committed(workdir):
+    _git(workdir, "init", "-q")
+    for command in (("generate",), ("train", "tiny"), ("evaluate", "tiny")):
+        repro(*command, cwd=workdir)
+    _commit(workdir)
 
 
 def test_verify_tells_identical_from_changed(workdir):
-    for command in (("generate",), ("train", "tiny"), ("evaluate", "tiny")):
-        repro(*command, cwd=workdir)
-
+    _trained_and_committed(workdir)
     same = repro("verify", "tiny", cwd=workdir, check=False)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "tiny: bit-identical" in same.stdout
+    assert "committed result made with tensorflow on cpu (fp32)" in same.stdout
 
-    path = workdir / "metrics/tiny.json"
-    metrics = json.loads(path.read_text())
-    metrics["sha256"]["history.csv"] = "0" * 64  # other bytes, same numbers
-    path.write_text(json.dumps(metrics))
+    path = workdir / "records/tiny.json"
+    record = json.loads(path.read_text())
+    record["sha256"]["history.csv"] = "0" * 64  # other bytes, same numbers
+    path.write_text(json.dumps(record))
+    _commit(workdir)
     close = repro("verify", "tiny", cwd=workdir, check=False)
     assert close.returncode == 10 and "within tolerance" in close.stdout and "history.csv" in close.stdout
 
-    metrics["best_val_accuracy"] -= 0.5  # a result that really changed
-    path.write_text(json.dumps(metrics))
+    record["best_val_accuracy"] -= 0.5  # a result that really changed
+    path.write_text(json.dumps(record))
+    _commit(workdir)
     changed = repro("verify", "tiny", cwd=workdir, check=False)
     assert changed.returncode == 11 and "beyond tolerance" in changed.stdout
     assert "best_val_accuracy" in changed.stdout and "BEYOND" in changed.stdout
 
 
+def test_verify_compares_with_head_not_with_the_working_tree(workdir):
+    _trained_and_committed(workdir)
+    path = workdir / "records/tiny.json"
+    record = json.loads(path.read_text())
+    record["best_val_accuracy"] -= 0.5  # a local rerun elsewhere rewrote the working tree's copy
+    path.write_text(json.dumps(record))
+    result = repro("verify", "tiny", cwd=workdir, check=False)
+    assert result.returncode == 0 and "tiny: bit-identical" in result.stdout
+
+
+def test_verify_says_when_the_parameters_differ(workdir):
+    _trained_and_committed(workdir)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(learning_rate=0.02)))
+    result = repro("verify", "tiny", cwd=workdir, check=False)
+    assert result.returncode == 12 and "other parameters" in result.stdout
+    assert "beyond tolerance" not in result.stdout
+
+
 def test_verify_without_committed_results_says_what_to_run(workdir):
     result = repro("verify", "tiny", cwd=workdir, check=False)
     assert result.returncode == 1
-    assert "dvc repro" in result.stderr or "repro evaluate" in result.stderr
+    assert "dvc repro" in result.stderr and "commit" in result.stderr
+
+
+def test_evaluate_refuses_a_run_trained_with_other_parameters(workdir):
+    for command in (("generate",), ("train", "tiny")):
+        repro(*command, cwd=workdir)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(learning_rate=0.02)))
+    result = repro("evaluate", "tiny", cwd=workdir, check=False)
+    assert result.returncode == 1 and "trained with other parameters" in result.stderr
+    assert "repro train tiny" in result.stderr
+    assert not (workdir / "metrics").exists() and not (workdir / "records").exists()

@@ -1,0 +1,55 @@
+"""history.csv, a run's training history: the one module that writes and reads it.
+
+One row per logged update (0, then log-spaced up to the budget): losses and
+accuracies on the full training and validation sets, and the weights' norm.
+Training writes it; evaluation, the figures, `repro verify` and the claims
+read it, all through `read`, which refuses a damaged or unfinished file
+with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from repro.config import ConfigError
+
+COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
+
+
+def text(rows: np.ndarray) -> str:
+    """The file's text for `rows` (log points × COLUMNS): integer updates, 8 significant digits elsewhere."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
+    return text.getvalue()
+
+
+def read(path: Path, name: str, updates: int | None = None) -> pd.DataFrame:
+    """A run's history, checked: the right columns, numbers only, and (given `updates`) finished."""
+    if not path.is_file():
+        raise ConfigError(f"missing training history {path}; train the run first with `repro train {name}`")
+    retrain = f"retrain it with `repro train {name}`"
+    text = path.read_bytes()
+    if not text.endswith(b"\n"):  # `text()` ends every row with one: a file cut short does not
+        raise ConfigError(f"{path} is damaged (it ends mid-line, as a file cut short does); {retrain}")
+    try:
+        history = pd.read_csv(io.BytesIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not a readable training history ({error}); {retrain}") from None
+    if list(history.columns) != COLUMNS or history.empty:
+        raise ConfigError(f"{path} is not a training history (columns {COLUMNS}); {retrain}")
+    numbers = history.apply(pd.to_numeric, errors="coerce")
+    if numbers.isna().any().any() or not numbers["update"].is_monotonic_increasing:
+        raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
+    if updates is not None and int(numbers["update"].iloc[-1]) != updates:
+        raise ConfigError(f"{path} stops at update {int(numbers['update'].iloc[-1]):,} of {updates:,}: the run did "
+                          f"not finish; {retrain}")
+    numbers["update"] = numbers["update"].astype(int)
+    return numbers

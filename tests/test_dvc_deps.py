@@ -1,0 +1,111 @@
+"""dvc.yaml's code dependencies are complete: every module a stage's command imports is among its deps.
+
+A module missing from a stage's deps leaves that stage's outputs silently
+stale when the module changes, so the deps are derived here from the code
+and compared with dvc.yaml. The closure starts at the `repro` subcommand's
+function in cli.py (the imports inside it) and follows every import of a
+`repro` module, wherever it sits in the module. cli.py itself is left out: it
+parses arguments and hands over to the modules; keeping it thin is what lets
+a help text change without retraining everything.
+"""
+
+import ast
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+PACKAGE = REPO / "repro"
+NOT_DEPS = {"repro/cli.py", "repro/__main__.py"}
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    """repro modules imported anywhere in `tree`, as repository paths; the package's __init__ always."""
+    found = {"repro/__init__.py"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "repro":
+            found |= {f"repro/{alias.name}.py" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro."):
+            found.add(f"repro/{node.module.split('.')[1]}.py")
+        elif isinstance(node, ast.Import):
+            found |= {f"repro/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("repro.")}
+    return found
+
+
+def closure(subcommand: str) -> set[str]:
+    """Every repro module the `repro <subcommand>` stage runs, cli.py aside."""
+    cli = ast.parse((PACKAGE / "cli.py").read_text())
+    module_level = {f"repro/{a.name}.py" for node in cli.body if isinstance(node, ast.ImportFrom)
+                    and node.module == "repro" for a in node.names}
+    module_level |= {f"repro/{node.module.split('.')[1]}.py" for node in cli.body
+                     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro.")}
+    function = next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == subcommand)
+    todo, seen = list(module_level | _imports(function)), set()
+    while todo:
+        path = todo.pop()
+        if path in seen or path in NOT_DEPS:
+            continue
+        seen.add(path)
+        todo += _imports(ast.parse((REPO / path).read_text()))
+    return seen
+
+
+def stages(dvc: dict) -> dict[str, tuple[str, list[str]]]:
+    """{stage: (subcommand, code deps)} for every stage of dvc.yaml (foreach, matrix or plain)."""
+    found = {}
+    for name, stage in dvc["stages"].items():
+        body = stage.get("do", stage)
+        subcommand = body["cmd"].split()[1]
+        found[name] = (subcommand, [d for d in body.get("deps", []) if str(d).startswith("repro/")])
+    return found
+
+
+def missing(dvc: dict) -> dict[str, set[str]]:
+    """{stage: modules its command imports that its deps do not list}, for the stages lacking any."""
+    gaps = {}
+    for name, (subcommand, deps) in stages(dvc).items():
+        absent = closure(subcommand) - set(deps)
+        if absent:
+            gaps[name] = absent
+    return gaps
+
+
+@pytest.fixture(scope="module")
+def dvc() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_every_stage_lists_every_module_it_imports(dvc):
+    assert missing(dvc) == {}
+
+
+def test_a_module_removed_from_a_stage_is_caught(dvc):
+    for stage, module in (("train", "repro/history_csv.py"), ("claims", "repro/evaluate.py"),
+                          ("figure_embeddings", "repro/embeddings.py")):
+        body = dvc["stages"][stage].get("do", dvc["stages"][stage])
+        body["deps"] = [d for d in body["deps"] if d != module]
+        assert module in missing(dvc)[stage]
+
+
+def test_the_closure_follows_imports_inside_functions():
+    # train imports history_csv at module level, models imports backend; figures imports embeddings lazily.
+    assert {"repro/train.py", "repro/history_csv.py", "repro/backend.py"} <= closure("train")
+    assert "repro/embeddings.py" in closure("figures")
+
+
+def test_no_stage_depends_on_how_runs_execute(dvc):
+    """execution: (checkpoint cadence) changes no result, so editing it must rerun nothing."""
+    listed = [p for stage in dvc["stages"].values() for p in stage.get("do", stage).get("params", [])]
+    assert not [p for p in listed if str(p).startswith("execution")]
+
+
+def test_every_sweep_and_figure_has_its_stage(dvc):
+    from repro import cli
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    names = set(dvc["stages"])
+    assert {f"train_{sweep}" for sweep in params["sweeps"]} <= names
+    assert {name for name in names if name.startswith("figure_")} == {f"figure_{f}" for f in cli.FIGURES}
+    for figure in cli.FIGURES:
+        assert dvc["stages"][f"figure_{figure}"]["cmd"] == f"repro figures {figure}"
