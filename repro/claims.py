@@ -18,6 +18,7 @@ claim's own criterion gives the paper's number and the tolerance used.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -272,7 +273,8 @@ def _fractions(sweep: Sweep) -> list[Claim]:
             verdict = INCONCLUSIVE
         finite = [g for g in per_seed.values() if math.isfinite(g)]
         claims = [Claim("fig1_center_steep", figure, statement, criterion,
-                        f"median updates to 99% validation: " + ", ".join(f"{f:.0%}: {t:,.0f}" for f, t in medians.items()),
+                        "median updates to 99% validation: "
+                        + ", ".join(f"{f:.0%}: {t:,.0f}" for f, t in medians.items()),
                         f"{growth:+.0%} per point (per seed: {_seeds_text(per_seed, '{:+.0%}')})",
                         f"{min(finite):+.0%} to {max(finite):+.0%}" if finite else "—",
                         seeds, "threshold", verdict)]
@@ -291,9 +293,9 @@ def _fractions(sweep: Sweep) -> list[Claim]:
     claims.append(Claim(
         "fig1_center_train", figure,
         "Updates until 99% training accuracy stay within 10³–10⁴ and trend down as the data shrinks.",
-        f"Every fraction's median within {band[0]:,}–{band[1]:,} updates (10³–10⁴ with a factor of 2 for reading "
-        "the paper's log axis), and in every seed a positive rank correlation (Spearman) between fraction and "
-        "updates, i.e. fewer updates with less data.",
+        f"Every fraction's median within {band[0]:,}–{band[1]:,} updates (10³–10⁴ with a factor of 2 for "
+        "reading the paper's log axis), and in every seed a positive rank correlation (Spearman) between "
+        "fraction and updates, i.e. fewer updates with less data.",
         "median updates to 99% train: " + ", ".join(f"{f:.0%}: {t:,.0f}" for f, t in train.items()),
         f"rank correlation with fraction: {_seeds_text(trends, '{:+.2f}')}",
         f"{min(trends.values()):+.2f} to {max(trends.values()):+.2f}", seeds, "threshold", verdict))
@@ -519,19 +521,31 @@ def _embeddings(found: dict) -> list[Claim]:
     return claims
 
 
+def seeds_of(config: Config, name: str) -> list:
+    """Named run `name` and the named runs that differ from it in the training seed alone, by seed."""
+    first = config.runs[name]
+
+    def same(run) -> bool:
+        return (run.dataset_name == first.dataset_name and run.model == first.model and run.group == run.name
+                and dataclasses.replace(run.training, seed=0) == dataclasses.replace(first.training, seed=0))
+
+    return sorted((run for run in config.runs.values() if same(run)), key=lambda run: run.training.seed)
+
+
 def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
     """`assess`'s arguments, all from committed files: the histories, records/embeddings.json, params.yaml."""
     f = config.figures
-    run = config.runs[f.curves[0]]
-    history = history_csv.read(evaluate.history_file(histories_dir, run.name), run.name, run.training.updates)
-    figure1 = {**evaluate.summarize(history), "setting": evaluate.setting(run),
-               "swings": evaluate.swings(history["val_loss"])}
+    figure1 = []
+    for run in seeds_of(config, f.curves[0]):
+        history = history_csv.read(evaluate.history_file(histories_dir, run.name), run.name, run.training.updates)
+        figure1.append({**evaluate.summarize(history), "setting": evaluate.setting(run),
+                        "swings": evaluate.swings(history["val_loss"])})
 
     def sweep(name: str) -> Sweep:
         return Sweep(evaluate.sweep_frame(config.sweeps[name], config.runs, histories_dir),
                      evaluate.grid(config.sweeps[name], config.runs))
 
-    return {"figure1": [figure1], "fractions": sweep(f.fractions), "interventions": sweep(f.interventions),
+    return {"figure1": figure1, "fractions": sweep(f.fractions), "interventions": sweep(f.interventions),
             "operations": sweep(f.operations), "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}
 
 

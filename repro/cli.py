@@ -311,13 +311,39 @@ def env(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("name")
 @click.pass_context
 @_clear_errors
-def scale(context: click.Context, name: str) -> None:
-    """Writes scale NAME (laptop or paper, from scales/NAME.yaml) into params.yaml."""
-    from repro import scales
+def groups(context: click.Context) -> None:
+    """Prints every group's name, one a line, in the order of the figures.
 
-    config = scales.apply(name, context.obj)
-    click.echo(f"{context.obj} is now at the {config.scale} scale: {len(config.runs)} runs. "
-               "`repro estimate` prints the compute it needs; `dvc repro` runs it.")
+    Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2
+    (right), Figure 2 (left), then any other group: the order in which to
+    train a scale when time is short (`paper/run-gpu.sh` follows it).
+    """
+    from repro import claims as claims_module
+
+    config = _config(context)
+    f = config.figures
+    first = [run.group for run in claims_module.seeds_of(config, f.curves[0])]
+    ordered = [
+        *(g for g in config.groups if g.startswith(f"{f.fractions}/")),
+        *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
+        *(g for g in config.groups if g.startswith(f"{f.operations}/")),
+        *(g for g in config.groups if g.startswith(f"{f.interventions}/")),
+        *config.groups,
+    ]
+    for name in dict.fromkeys(ordered):
+        click.echo(name)
+
+
+@main.command()
+@_clear_errors
+def pipeline() -> None:
+    """Rewrites paper/dvc.yaml from dvc.yaml (run in the repository's root after editing dvc.yaml)."""
+    from repro import files, pipelines
+
+    laptop, paper = Path("dvc.yaml"), Path("paper") / "dvc.yaml"
+    if not laptop.is_file() or not paper.parent.is_dir():
+        raise ConfigError("run `repro pipeline` in the repository's root (it needs dvc.yaml and paper/)")
+    files.write_text(paper, pipelines.paper_pipeline(laptop.read_text(encoding="utf-8")))
+    click.echo(f"{paper}: written from {laptop}")

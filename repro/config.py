@@ -148,7 +148,7 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class Config:
-    scale: str  # "laptop" or "paper": which budgets this file holds (README, "Two scales")
+    scale: str  # "laptop" (./params.yaml) or "paper" (paper/params.yaml): README, "Two scales"
     datasets: dict[str, DatasetConfig]
     models: dict[str, ModelConfig]
     runs: dict[str, RunConfig]  # named runs and every sweep member

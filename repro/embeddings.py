@@ -38,9 +38,9 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     """The output layer's rows for the answer symbols of a trained run, and its run.json."""
     from keras import ops
 
-    from repro import evaluate, models
+    from repro import models, run_folder
 
-    record = evaluate.read_run_json(run_dir, run)  # refuses a run trained with other parameters
+    record = run_folder.read(run_dir, run)  # refuses a run trained with other parameters
     num_elements = record["dataset"]["elements"]
     model = models.build(run.model, num_elements, dropout=bool(run.training.dropout))
     model.load_weights(run_dir / "model.weights.h5")

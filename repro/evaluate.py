@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import history_csv
+from repro import history_csv, run_folder
 from repro.config import ConfigError, RunConfig, SweepConfig
 
 THRESHOLD = 0.99
@@ -101,7 +101,7 @@ def setting(run: RunConfig) -> dict:
     }
 
 
-RESULT_FILES = ("history.csv", "model.weights.h5", "run.json")  # what `repro verify` compares byte for byte
+RESULT_FILES = ("history.csv", "model.weights.h5", run_folder.RUN_JSON)  # what `repro verify` compares byte for byte
 
 
 def fingerprints(run_dir: Path) -> dict[str, str]:
@@ -117,35 +117,6 @@ def comparable(summary: dict, sha256: dict[str, str]) -> dict:
         "final_val_accuracy": summary["final"]["val_accuracy"],
         "sha256": sha256,
     }
-
-
-def read_run_json(run_dir: Path, run: RunConfig) -> dict:
-    """A trained run's run.json, refused unless it was trained with `run`'s parameters (params.yaml's now)."""
-    path = run_dir / "run.json"
-    retrain = f"retrain it with `repro train {run.group}`"
-    if not path.is_file():
-        raise ConfigError(f"missing {path}; train the run first with `repro train {run.group}`")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        fingerprint = record["fingerprint"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); {retrain}") from None
-    if fingerprint != run.fingerprint():
-        raise ConfigError(f"{run_dir} was trained with other parameters than params.yaml's (an interrupted or "
-                          f"skipped retrain?); {retrain}")
-    return record
-
-
-def made_on(run_dir: Path, record: dict) -> dict:
-    """The machine and settings that made a run, as `repro verify` reports them."""
-    try:
-        provenance = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        provenance = {}
-    cpu = provenance.get("cpu", {})
-    return {**{k: record["determinism"][k] for k in ("backend", "device", "precision")},
-            "cpu": cpu.get("model"), "logical_cores": cpu.get("logical_cores"),
-            "commit": provenance.get("git", {}).get("commit")}
 
 
 def history_file(histories_dir: Path, name: str) -> Path:
@@ -176,10 +147,10 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
 
 def run_record(run: RunConfig, run_dir: Path) -> dict:
     """records/<run>.json: everything evaluation says about a named run, its file hashes and its maker."""
-    record = read_run_json(run_dir, run)
+    record = run_folder.read(run_dir, run)
     history = history_csv.read(run_dir / "history.csv", run.name, run.training.updates)
     return {**summarize(history), "setting": setting(run), "fingerprint": record["fingerprint"],
-            "sha256": fingerprints(run_dir), "made_on": made_on(run_dir, record)}
+            "sha256": fingerprints(run_dir), "made_on": run_folder.made_on(run_dir, record)}
 
 
 def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
@@ -188,10 +159,11 @@ def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path)
     for name in sweep.members:
         run = runs[name]
         run_dir = runs_dir / run.directory
-        record = read_run_json(run_dir, run)
+        record = run_folder.read(run_dir, run)
         summary = summarize(history_csv.read(run_dir / "history.csv", name, run.training.updates))
         members[name.split("/", 1)[1]] = {**coordinates(run), **comparable(summary, fingerprints(run_dir)),
-                                          "fingerprint": record["fingerprint"], "made_on": made_on(run_dir, record)}
+                                          "fingerprint": record["fingerprint"],
+                                          "made_on": run_folder.made_on(run_dir, record)}
     return {"grid": grid(sweep, runs), "runs": members}
 
 

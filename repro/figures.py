@@ -15,7 +15,6 @@ states the scale it ran at (model, budget, seeds, fractions).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, files, history_csv
+from repro import evaluate, files, history_csv, run_folder
 from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RECORDS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
 _PNG_METADATA = {"Software": None}
@@ -41,20 +40,17 @@ def _panel_title(record: dict) -> str:
 
 
 def _caption(record: dict) -> str:
-    t = record["run"]["training"]
+    t, d = record["run"]["training"], record["determinism"]
     optimiser = "Adam" if t["weight_decay"] == 0 else f"AdamW (weight decay {t['weight_decay']:g})"
     return (
-        f"{record['run']['name']}: {optimiser}, lr {t['learning_rate']:g}, batch {record['batch_size']}, "
-        f"{t['updates']:,} updates, seed {t['seed']}"
+        f"{record.get('scale', '?')} scale, {record['run']['name']}: {optimiser}, lr {t['learning_rate']:g}, "
+        f"batch {record['batch_size']}, "
+        f"{t['updates']:,} updates, seed {t['seed']}; {d['backend']} on {d['device']}, {d['precision']}"
     )
 
 
-def _record(run_dir: Path) -> dict:
-    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-
-
-def _load(run_dir: Path) -> tuple[pd.DataFrame, dict]:
-    return history_csv.read(run_dir / "history.csv", run_dir.name), _record(run_dir)
+def _load(run_dir: Path, run) -> tuple[pd.DataFrame, dict]:
+    return history_csv.read(run_dir / "history.csv", run.name, run.training.updates), run_folder.read(run_dir, run)
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path) -> None:
@@ -94,9 +90,10 @@ def _save(fig, target: Path, caption: str) -> None:
     plt.close(fig)
 
 
-def curve_figures(run_dirs: list[Path], out_dir: Path = FIGURE_DIR) -> list[Path]:
-    """Figure 1 (left) and Figure 4 for the given runs; returns the files written."""
-    runs = [_load(d) for d in run_dirs]
+def curve_figures(runs: list[tuple[Path, object]], out_dir: Path = FIGURE_DIR, scale: str = "?") -> list[Path]:
+    """Figure 1 (left) and Figure 4 for the given (folder, RunConfig) pairs; returns the files written."""
+    runs = [_load(run_dir, run) for run_dir, run in runs]
+    runs = [(history, {**record, "scale": scale}) for history, record in runs]
     written = [out_dir / "fig1_left_accuracy.png", out_dir / "fig4_loss.png"]
     _curves(runs, "accuracy", "Figure 1 (left): training fits early, validation generalizes much later", written[0])
     _curves(runs, "loss", "Figure 4: training and validation loss", written[1])
@@ -156,10 +153,16 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 
 
 def _sweep_caption(summary: dict, what: str) -> str:
+    """What the figure holds: runs drawn out of the grid's, model, budget, seeds, fractions, and what made them."""
     g = summary["grid"]
     fractions = ", ".join(f"{f:g}" for f in g["fractions"])
-    return (f"{what}; {g['model']} model, budget {g['budget']:,} updates, seeds {g['seeds']}, "
-            f"training fractions {fractions}")
+    grid = len(g["operations"]) * len(g["fractions"]) * len(g["seeds"]) * len(g["interventions"])
+    makers = sorted({f"{m['backend']} on {m['device']}, {m['precision']}"
+                     for m in (run.get("made_on") for run in summary["runs"].values()) if m})
+    return (f"{summary.get('scale', '?')} scale: {what}; {len(summary['runs'])} of the grid's {grid} runs; "
+            f"{g['model']} model, budget "
+            f"{g['budget']:,} updates, seeds {g['seeds']},\ntraining fractions {fractions}; "
+            f"trained with {'; '.join(makers) or 'unknown'}")
 
 
 def fractions_figure(summary: dict, target: Path) -> None:
@@ -282,7 +285,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
         "points": embeddings.tsne(rows), "labels": cosets.labels, "side": cosets.side,
         "order": len(cosets.subgroup), "score": cosets.score,
         "title": f"{_panel_title(record).splitlines()[0]}: {table.operation.formula}",
-        "caption": _caption(record),
+        "caption": _caption({**record, "scale": config.scale}),
     }
     paper = embeddings.paper_cosets(rows, product, table.elements)
     paper_null = embeddings.null_quantile(rows, lambda r: embeddings.paper_cosets(r, product, table.elements).score)
@@ -300,7 +303,8 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
         step, share = embeddings.number_line(rows)
         wd = record["run"]["training"]["weight_decay"]
         additions.append({
-            "points": embeddings.tsne(rows), "step": step, "share": share, "caption": _caption(record),
+            "points": embeddings.tsne(rows), "step": step, "share": share,
+            "caption": _caption({**record, "scale": config.scale}),
             "title": f"{record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
         })
         chance = embeddings.null_quantile(rows, lambda r: embeddings.number_line(r)[1])
@@ -321,7 +325,8 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
 
     f = config.figures
     if name == "curves":
-        return curve_figures([RUNS_DIR / config.runs[run].directory for run in f.curves], out_dir)
+        return curve_figures([(RUNS_DIR / config.runs[run].directory, config.runs[run]) for run in f.curves], out_dir,
+                             config.scale)
     if name == "table":
         target = out_dir / "fig1_right_table.png"
         table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
@@ -334,7 +339,7 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
         files.write_json(METRICS_DIR / "embeddings.json", _scalars(metrics))
         return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json"]
     sweep = getattr(f, name)
-    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
+    summary = {**evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json"), "scale": config.scale}
     if name == "fractions":
         target = out_dir / "fig1_center_fractions.png"
         fractions_figure(summary, target)

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from repro import backend, determinism, files, history_csv, models, provenance
+from repro import backend, determinism, files, history_csv, models, provenance, run_folder
 from repro.config import RunConfig
 from repro.datasets import Dataset
 
@@ -445,7 +445,7 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "history.csv").write_text(history_csv.text(histories[index]), encoding="utf-8")
             trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
-            files.write_json(run_dir / "run.json", record(run, dataset, trainer, index))
-            files.write_json(run_dir / "provenance.json", {**environment, "parameters_hash": run.fingerprint()})
+            run_folder.write(run_dir, record(run, dataset, trainer, index),
+                             {**environment, "parameters_hash": run.fingerprint()})
     checkpoint.unlink(missing_ok=True)
     return histories

@@ -2,14 +2,13 @@
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import REPO, tiny_params
+from conftest import tiny_params
 from repro.cli import main
 
 
@@ -141,18 +140,6 @@ def test_a_damaged_record_says_how_to_remake_it(workdir):
     result = _invoke("figures", "fractions")
     assert result.exit_code == 1 and "records/grid.json is damaged" in result.output
     assert "repro evaluate grid" in result.output
-
-
-@pytest.mark.parametrize("text, problem", [("", "it is empty"), ("a: [\n", "not valid YAML"),
-                                           ("- 1\n", "it is a list")])
-def test_scale_on_a_broken_params_file_says_how_to_restore_it(tmp_path, monkeypatch, text, problem):
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(REPO / "scales", tmp_path / "scales")
-    (tmp_path / "params.yaml").write_text(text)
-    result = _invoke("scale", "laptop")
-    assert result.exit_code == 1 and problem in result.output and "git checkout params.yaml" in result.output
-    assert (tmp_path / "params.yaml").read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == [
-        "params.yaml", "scales"]
 
 
 GRID = [f"grid/{op}-{f}-0-{i}" for op in ("s5_mul", "add") for f in (0.5, 0.8) for i in ("adamw", "minibatch_adam")]

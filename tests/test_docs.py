@@ -4,7 +4,7 @@ import re
 
 from conftest import REPO
 
-SOURCES = [p for pattern in ("repro/*.py", "tests/*.py", "*.yaml", "scales/*.yaml", "*.md", "Dockerfile")
+SOURCES = [p for pattern in ("repro/*.py", "tests/*.py", "*.yaml", "paper/*.yaml", "*.md", "Dockerfile")
            for p in REPO.glob(pattern)]
 
 

@@ -53,6 +53,9 @@ def project(tmp_path):
     root.mkdir()
     shutil.copytree(REPO / "repro", root / "repro", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", root)
+    (root / "paper").mkdir()  # the paper scale's pipeline beside it, which the laptop's `dvc repro` must leave alone
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(REPO / "paper" / name, root / "paper" / name)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_real_params(), sort_keys=False))
     (root / ".gitignore").write_text("__pycache__/\n")
     _run("git", "init", "-q", cwd=root)
@@ -86,6 +89,7 @@ def test_a_queued_parallel_sweep_then_repro_reuses_its_runs(project):
                    "fig2_right_operations", "fig3_tsne", "fig4_loss"):
         assert (project / "figures" / f"{figure}.png").is_file()
     assert (project / "reports/claims.md").is_file()
+    assert "paper/dvc.yaml:" not in first and not (project / "paper/runs").exists()
 
     again = _run(DVC, "repro", cwd=project)
     assert "Data and pipelines are up to date" in again
