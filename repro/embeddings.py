@@ -48,6 +48,16 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     return np.asarray(kernel, dtype=np.float64).T[:num_elements], record
 
 
+def rows_csv(rows: np.ndarray) -> str:
+    """An output layer's rows as committed text: one row per answer symbol, float32 values exactly (9 digits)."""
+    return "".join(",".join(f"{v:.9g}" for v in row.astype(np.float32)) + "\n" for row in rows)
+
+
+def read_rows(path: Path) -> np.ndarray:
+    """The rows `rows_csv` wrote, as the float64 array the scores are computed on."""
+    return np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2).astype(np.float64)
+
+
 def product_table(a: np.ndarray, b: np.ndarray, c: np.ndarray, n: int) -> np.ndarray:
     """table[i, j] = i ∘ j from the columns of a complete operation table."""
     table = np.full((n, n), -1, dtype=np.int64)

@@ -271,8 +271,8 @@ def embeddings_figure(s5: dict, additions: list[dict], target: Path) -> None:
     _save(fig, target, "\n".join([s5["caption"], *(p["caption"] for p in additions)]))
 
 
-def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
-    """The t-SNE maps and structure scores of Figure 3's three runs; metrics for the claims."""
+def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict, dict]:
+    """The t-SNE maps and structure scores of Figure 3's three runs; metrics for the claims; the rows."""
     from repro import embeddings, tasks
 
     s5_name, *add_names = config.figures.embeddings
@@ -281,6 +281,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
     table = tasks.build_table(run.dataset.operation, run.dataset.modulus)
     product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
     cosets = embeddings.best_cosets(rows, product)
+    layers = {"s5": rows}
     s5 = {
         "points": embeddings.tsne(rows), "labels": cosets.labels, "side": cosets.side,
         "order": len(cosets.subgroup), "score": cosets.score,
@@ -301,6 +302,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
     for key, name in zip(("add_decay", "add_no_decay"), add_names):
         rows, record = embeddings.load_output_rows(RUNS_DIR / config.runs[name].directory, config.runs[name])
         step, share = embeddings.number_line(rows)
+        layers[key] = rows
         wd = record["run"]["training"]["weight_decay"]
         additions.append({
             "points": embeddings.tsne(rows), "step": step, "share": share,
@@ -310,7 +312,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict]:
         chance = embeddings.null_quantile(rows, lambda r: embeddings.number_line(r)[1])
         metrics[key] = {"run": name, "weight_decay": wd, "number_line_step": step, "number_line_share": round(share, 4),
                         "number_line_chance_99": round(chance, 4)}
-    return s5, additions, metrics
+    return s5, additions, metrics, layers
 
 
 def _scalars(tree: dict) -> dict:
@@ -332,12 +334,18 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
         table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
         return [target]
     if name == "embeddings":
-        s5, additions, metrics = _embedding_panels(config, out_dir)
+        from repro import embeddings
+
+        s5, additions, metrics, layers = _embedding_panels(config, out_dir)
         target = out_dir / "fig3_tsne.png"
         embeddings_figure(s5, additions, target)
+        with files.atomic_directory(RECORDS_DIR / "output_layers") as tmp:  # the scores' inputs, committed
+            for key, rows in layers.items():
+                (tmp / f"{key}.csv").write_text(embeddings.rows_csv(rows), encoding="utf-8")
         files.write_json(RECORDS_DIR / "embeddings.json", metrics)
         files.write_json(METRICS_DIR / "embeddings.json", _scalars(metrics))
-        return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json"]
+        return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json",
+                RECORDS_DIR / "output_layers"]
     sweep = getattr(f, name)
     summary = {**evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json"), "scale": config.scale}
     if name == "fractions":

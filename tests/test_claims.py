@@ -44,6 +44,23 @@ def test_the_committed_records_are_what_the_committed_histories_give():
                 assert committed[key] == summary[key], (member, key)
 
 
+def test_the_committed_structure_scores_are_what_the_committed_output_layers_give():
+    """Figure 3's scores are recomputed from records/output_layers/ without any weights file."""
+    from repro import embeddings, tasks
+
+    found = json.loads((REPO / "records/embeddings.json").read_text())
+    layers = REPO / "records/output_layers"
+    table = tasks.build_table("s5_mul")
+    product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
+    rows = embeddings.read_rows(layers / "s5.csv")
+    paper = embeddings.paper_cosets(rows, product, table.elements)
+    assert round(paper.score, 4) == found["s5"]["paper_subgroup"]["coset_score"]
+    assert round(embeddings.best_cosets(rows, product).score, 4) == found["s5"]["coset_score"]
+    for key in ("add_decay", "add_no_decay"):
+        step, share = embeddings.number_line(embeddings.read_rows(layers / f"{key}.csv"))
+        assert (step, round(share, 4)) == (found[key]["number_line_step"], found[key]["number_line_share"])
+
+
 # --- the two rules ---------------------------------------------------------------------------------------
 
 def test_one_seed_is_always_inconclusive():
