@@ -138,6 +138,11 @@ def _seeds_text(values: dict[int, float], fmt: str = "{:.3f}") -> str:
     return ", ".join(f"seed {s}: " + (fmt.format(v) if math.isfinite(v) else "never") for s, v in values.items())
 
 
+def _seeds(count: int, one: str) -> str:
+    """The spread column of a claim decided per seed: `one` ("one run", "one seed") or "N seeds"."""
+    return one if count < 2 else f"{count} seeds"
+
+
 def _spread_text(c: Comparison) -> str:
     return "one seed" if math.isnan(c.spread) else f"{c.spread:.3f} (seed range)"
 
@@ -170,7 +175,7 @@ def _figure1(runs: list[dict]) -> list[Claim]:
         "99% training accuracy before update 1,000, the paper's number; the log grid of evaluations places it "
         "within a few percent.",
         f"99% training accuracy at update {', '.join(map(str, train))} ({setting})",
-        f"updates to 99% train: {', '.join(map(str, train))}", "one run" if seeds == 1 else f"{seeds} seeds",
+        f"updates to 99% train: {', '.join(map(str, train))}", _seeds(seeds, "one run"),
         seeds, "threshold", threshold(fits))]
 
     statement = ("Validation accuracy rises only after about 1000× more updates than training accuracy needed "
@@ -194,7 +199,7 @@ def _figure1(runs: list[dict]) -> list[Claim]:
             fitted = run["updates_to_99_train"]
             passes.append(False if isinstance(fitted, int) and s["budget"] / fitted > 3162 else None)
     claims.append(Claim("fig1_generalizes_late", figure, statement, criterion, measured,
-                        f"delay: {', '.join(map(str, delays))}", "one run" if seeds == 1 else f"{seeds} seeds",
+                        f"delay: {', '.join(map(str, delays))}", _seeds(seeds, "one run"),
                         seeds, "threshold", threshold(passes)))
     return claims
 
@@ -209,7 +214,7 @@ def _figure4(runs: list[dict]) -> Claim:
         "points: a descent or rise counts when the loss moves by ≥ 1.25× from its last turning point (10% noise "
         "stays below that; tested on synthetic curves). Two or more descents in a seed reproduce the claim.",
         f"{', '.join(map(str, counts))} descent(s); the smoothed loss {swings}",
-        f"descents: {', '.join(map(str, counts))}", "one run" if len(runs) == 1 else f"{len(runs)} seeds",
+        f"descents: {', '.join(map(str, counts))}", _seeds(len(runs), "one run"),
         len(runs), "threshold", threshold([c >= 2 for c in counts]))
 
 
@@ -337,7 +342,7 @@ def _interventions(sweep: Sweep) -> list[Claim]:
             verdict = INCONCLUSIVE if seeds < 2 else threshold(passes)
             claims.append(Claim("fig2_weight_decay", figure, statement, criterion, measured,
                                 f"AdamW ≤ half of Adam in {sum(p is True for p in passes)} of {len(passes)} seed(s)",
-                                "one seed" if seeds < 2 else f"{seeds} seeds", seeds, "comparison", verdict))
+                                _seeds(seeds, "one seed"), seeds, "comparison", verdict))
 
     def comparison(claim_id, statement, pairs, criterion, testable_if=None):
         absent = sorted({n for pair in pairs for n in pair} - known)
@@ -383,7 +388,7 @@ def _interventions(sweep: Sweep) -> list[Claim]:
     else:
         claims.append(Claim("fig2_train_fits", figure, statement, criterion, measured,
                             f"slowest: {slowest:,.0f} updates" if math.isfinite(slowest) else "slowest: never",
-                            "one seed" if seeds < 2 else f"{seeds} seeds", seeds, "threshold",
+                            _seeds(seeds, "one seed"), seeds, "threshold",
                             threshold([v <= 10_000 for v in per_seed.values()])))
     return claims
 
@@ -462,7 +467,7 @@ def _operations(sweep: Sweep) -> list[Claim]:
         claims.append(_not_testable("fig2_cube_never", figure, statement, criterion, measured, "; ".join(why), seeds))
     else:
         claims.append(Claim("fig2_cube_never", figure, statement, criterion, measured,
-                            f"highest: {max(best.values()):.3f}", "one seed" if seeds < 2 else f"{seeds} seeds",
+                            f"highest: {max(best.values()):.3f}", _seeds(seeds, "one seed"),
                             seeds, "threshold", threshold([b < THRESHOLD for b in best.values()])))
     return claims
 

@@ -101,7 +101,7 @@ def setting(run: RunConfig) -> dict:
     }
 
 
-RESULT_FILES = ("history.csv", "model.weights.h5", run_folder.RUN_JSON)  # what `repro verify` compares byte for byte
+RESULT_FILES = (history_csv.FILE, "model.weights.h5", run_folder.RUN_JSON)  # what `repro verify` compares byte for byte
 
 
 def fingerprints(run_dir: Path) -> dict[str, str]:
@@ -134,7 +134,7 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
     checked = {}
     for name in names:
         run = runs[name]
-        source = runs_dir / run.directory / "history.csv"
+        source = runs_dir / run.directory / history_csv.FILE
         history_csv.read(source, name, run.training.updates)
         checked[name] = source.read_bytes()
     if target.suffix == ".csv":
@@ -145,25 +145,27 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
             history_file(tmp, name.split("/", 1)[1]).write_bytes(data)
 
 
+def _evaluated(run: RunConfig, run_dir: Path) -> tuple[dict, dict]:
+    """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run."""
+    record = run_folder.read(run_dir, run)
+    summary = summarize(history_csv.read(run_dir / history_csv.FILE, run.name, run.training.updates))
+    return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir),
+                     "made_on": run_folder.made_on(run_dir, record)}
+
+
 def run_record(run: RunConfig, run_dir: Path) -> dict:
     """records/<run>.json: everything evaluation says about a named run, its file hashes and its maker."""
-    record = run_folder.read(run_dir, run)
-    history = history_csv.read(run_dir / "history.csv", run.name, run.training.updates)
-    return {**summarize(history), "setting": setting(run), "fingerprint": record["fingerprint"],
-            "sha256": fingerprints(run_dir), "made_on": run_folder.made_on(run_dir, record)}
+    summary, identity = _evaluated(run, run_dir)
+    return {**summary, "setting": setting(run), **identity}
 
 
 def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
     """records/<sweep>.json: the grid, and per member its place, numbers, hashes and maker."""
     members = {}
     for name in sweep.members:
-        run = runs[name]
-        run_dir = runs_dir / run.directory
-        record = run_folder.read(run_dir, run)
-        summary = summarize(history_csv.read(run_dir / "history.csv", name, run.training.updates))
-        members[name.split("/", 1)[1]] = {**coordinates(run), **comparable(summary, fingerprints(run_dir)),
-                                          "fingerprint": record["fingerprint"],
-                                          "made_on": run_folder.made_on(run_dir, record)}
+        summary, identity = _evaluated(runs[name], runs_dir / runs[name].directory)
+        members[name.split("/", 1)[1]] = {**coordinates(runs[name]), **comparable(summary, identity["sha256"]),
+                                          "fingerprint": identity["fingerprint"], "made_on": identity["made_on"]}
     return {"grid": grid(sweep, runs), "runs": members}
 
 
@@ -201,25 +203,24 @@ def grid(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict:
 
 
 def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: Path) -> pd.DataFrame:
-    """A sweep's runs as rows, summarized from their committed histories.
-
-    "Not reached" becomes infinity, so it sorts above every update count.
-    """
+    """A sweep's runs as rows, summarized from their committed histories."""
     rows = []
     for name in sweep.members:
         run = runs[name]
         summary = summarize(history_csv.read(history_file(histories_dir, name), name, run.training.updates))
         rows.append({**coordinates(run), **{k: summary[k] for k in (
             "updates_to_99_train", "updates_to_99_val", "best_val_accuracy")}})
-    frame = pd.DataFrame(rows)
-    for column in ("updates_to_99_train", "updates_to_99_val"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
-    return frame
+    return _frame(rows)
 
 
 def record_frame(summary: dict) -> pd.DataFrame:
     """A sweep's record (records/<sweep>.json) as rows, "not reached" as infinity (for the figures)."""
-    frame = pd.DataFrame(summary["runs"].values())
+    return _frame(list(summary["runs"].values()))
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """Runs as rows; "not reached" becomes infinity, so it sorts above every update count."""
+    frame = pd.DataFrame(rows)
     for column in ("updates_to_99_train", "updates_to_99_val"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
     return frame

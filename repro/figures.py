@@ -39,21 +39,21 @@ def _panel_title(record: dict) -> str:
     return f"{model}\n{data['formula']}{modulus}, {run['dataset']['train_fraction']:.0%} training data"
 
 
-def _caption(record: dict) -> str:
+def _caption(record: dict, scale: str) -> str:
     t, d = record["run"]["training"], record["determinism"]
     optimiser = "Adam" if t["weight_decay"] == 0 else f"AdamW (weight decay {t['weight_decay']:g})"
     return (
-        f"{record.get('scale', '?')} scale, {record['run']['name']}: {optimiser}, lr {t['learning_rate']:g}, "
+        f"{scale} scale, {record['run']['name']}: {optimiser}, lr {t['learning_rate']:g}, "
         f"batch {record['batch_size']}, "
         f"{t['updates']:,} updates, seed {t['seed']}; {d['backend']} on {d['device']}, {d['precision']}"
     )
 
 
 def _load(run_dir: Path, run) -> tuple[pd.DataFrame, dict]:
-    return history_csv.read(run_dir / "history.csv", run.name, run.training.updates), run_folder.read(run_dir, run)
+    return history_csv.read(run_dir / history_csv.FILE, run.name, run.training.updates), run_folder.read(run_dir, run)
 
 
-def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path) -> None:
+def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path, scale: str) -> None:
     """One panel per run: train and validation `quantity` ("accuracy" or "loss") against updates."""
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.6), squeeze=False)
     for ax, (history, record) in zip(axes[0], runs):
@@ -77,7 +77,7 @@ def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, ta
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(title)
-    _save(fig, target, "\n".join(_caption(record) for _, record in runs))
+    _save(fig, target, "\n".join(_caption(record, scale) for _, record in runs))
 
 
 def _save(fig, target: Path, caption: str) -> None:
@@ -90,13 +90,13 @@ def _save(fig, target: Path, caption: str) -> None:
     plt.close(fig)
 
 
-def curve_figures(runs: list[tuple[Path, object]], out_dir: Path = FIGURE_DIR, scale: str = "?") -> list[Path]:
+def curve_figures(runs: list[tuple[Path, object]], scale: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
     """Figure 1 (left) and Figure 4 for the given (folder, RunConfig) pairs; returns the files written."""
     runs = [_load(run_dir, run) for run_dir, run in runs]
-    runs = [(history, {**record, "scale": scale}) for history, record in runs]
     written = [out_dir / "fig1_left_accuracy.png", out_dir / "fig4_loss.png"]
-    _curves(runs, "accuracy", "Figure 1 (left): training fits early, validation generalizes much later", written[0])
-    _curves(runs, "loss", "Figure 4: training and validation loss", written[1])
+    _curves(runs, "accuracy", "Figure 1 (left): training fits early, validation generalizes much later", written[0],
+            scale)
+    _curves(runs, "loss", "Figure 4: training and validation loss", written[1], scale)
     return written
 
 
@@ -152,20 +152,20 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 # --- sweeps: Figures 1 (center) and 2 -----------------------------------------
 
 
-def _sweep_caption(summary: dict, what: str) -> str:
+def _sweep_caption(summary: dict, what: str, scale: str) -> str:
     """What the figure holds: runs drawn out of the grid's, model, budget, seeds, fractions, and what made them."""
     g = summary["grid"]
     fractions = ", ".join(f"{f:g}" for f in g["fractions"])
     grid = len(g["operations"]) * len(g["fractions"]) * len(g["seeds"]) * len(g["interventions"])
     makers = sorted({f"{m['backend']} on {m['device']}, {m['precision']}"
                      for m in (run.get("made_on") for run in summary["runs"].values()) if m})
-    return (f"{summary.get('scale', '?')} scale: {what}; {len(summary['runs'])} of the grid's {grid} runs; "
+    return (f"{scale} scale: {what}; {len(summary['runs'])} of the grid's {grid} runs; "
             f"{g['model']} model, budget "
             f"{g['budget']:,} updates, seeds {g['seeds']},\ntraining fractions {fractions}; "
             f"trained with {'; '.join(makers) or 'unknown'}")
 
 
-def fractions_figure(summary: dict, target: Path) -> None:
+def fractions_figure(summary: dict, target: Path, scale: str) -> None:
     """Figure 1 (center): median updates to 99% validation and train accuracy per fraction."""
     frame = evaluate.record_frame(summary)
     budget = summary["grid"]["budget"]
@@ -190,7 +190,7 @@ def fractions_figure(summary: dict, target: Path) -> None:
     ax.set_title(f"Figure 1 (center): {operation}: time to generalize grows as data shrinks")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    _save(fig, target, _sweep_caption(summary, "dots: single seeds; lines: medians"))
+    _save(fig, target, _sweep_caption(summary, "dots: single seeds; lines: medians", scale))
 
 
 def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, str], styles: dict[str, str]) -> None:
@@ -210,7 +210,7 @@ def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, s
     ax.grid(True, alpha=0.3)
 
 
-def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path) -> None:
+def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path, scale: str) -> None:
     """Figure 2 (left): best validation accuracy against training fraction per intervention."""
     frame = evaluate.record_frame(summary)
     labels = {}
@@ -222,10 +222,10 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
     operation = summary["grid"]["operations"][0]
     fig.suptitle(f"Figure 2 (left): {operation}: which training choices generalize from less data")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max"))
+    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max", scale))
 
 
-def operations_figure(summary: dict, operations: dict, target: Path) -> None:
+def operations_figure(summary: dict, operations: dict, target: Path, scale: str) -> None:
     """Figure 2 (right): best validation accuracy against training fraction per operation."""
     frame = evaluate.record_frame(summary)
     names = summary["grid"]["operations"]
@@ -235,7 +235,7 @@ def operations_figure(summary: dict, operations: dict, target: Path) -> None:
     _accuracy_by_fraction(ax, frame, "operation", labels, styles)
     ax.set_title("Figure 2 (right): data needed to generalize, per operation")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="solid: symmetric", title_fontsize=7)
-    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max"))
+    _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max", scale))
 
 
 # --- Figure 3: embeddings -----------------------------------------------------
@@ -286,7 +286,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict, di
         "points": embeddings.tsne(rows), "labels": cosets.labels, "side": cosets.side,
         "order": len(cosets.subgroup), "score": cosets.score,
         "title": f"{_panel_title(record).splitlines()[0]}: {table.operation.formula}",
-        "caption": _caption({**record, "scale": config.scale}),
+        "caption": _caption(record, config.scale),
     }
     paper = embeddings.paper_cosets(rows, product, table.elements)
     paper_null = embeddings.null_quantile(rows, lambda r: embeddings.paper_cosets(r, product, table.elements).score)
@@ -306,7 +306,7 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict, di
         wd = record["run"]["training"]["weight_decay"]
         additions.append({
             "points": embeddings.tsne(rows), "step": step, "share": share,
-            "caption": _caption({**record, "scale": config.scale}),
+            "caption": _caption(record, config.scale),
             "title": f"{record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
         })
         chance = embeddings.null_quantile(rows, lambda r: embeddings.number_line(r)[1])
@@ -327,8 +327,8 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
 
     f = config.figures
     if name == "curves":
-        return curve_figures([(RUNS_DIR / config.runs[run].directory, config.runs[run]) for run in f.curves], out_dir,
-                             config.scale)
+        return curve_figures([(RUNS_DIR / config.runs[run].directory, config.runs[run]) for run in f.curves],
+                             config.scale, out_dir)
     if name == "table":
         target = out_dir / "fig1_right_table.png"
         table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
@@ -347,14 +347,14 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
         return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json",
                 RECORDS_DIR / "output_layers"]
     sweep = getattr(f, name)
-    summary = {**evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json"), "scale": config.scale}
+    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
     if name == "fractions":
         target = out_dir / "fig1_center_fractions.png"
-        fractions_figure(summary, target)
+        fractions_figure(summary, target, config.scale)
     elif name == "interventions":
         target = out_dir / "fig2_left_interventions.png"
-        interventions_figure(summary, config.interventions, target)
+        interventions_figure(summary, config.interventions, target, config.scale)
     else:
         target = out_dir / "fig2_right_operations.png"
-        operations_figure(summary, tasks.OPERATIONS, target)
+        operations_figure(summary, tasks.OPERATIONS, target, config.scale)
     return [target]

@@ -49,17 +49,16 @@ def _temporary_prefix(target: Path) -> str:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
-def sweep_temporaries(target: Path) -> list[Path]:
+def sweep_temporaries(target: Path) -> None:
     """Removes the temporaries beside `target` that processes no longer running left behind."""
-    removed = []
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp*"):
         pid = leftover.name[len(target.name) + 2:].split(".", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
@@ -67,8 +66,6 @@ def sweep_temporaries(target: Path) -> list[Path]:
                 shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
-            removed.append(leftover)
-    return removed
 
 
 @contextlib.contextmanager
@@ -168,12 +165,13 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        for root, directories, names in os.walk(tmp):
-            os.chmod(root, _mode(directory=True))
+        folder_mode, file_mode = _mode(directory=True), _mode(directory=False)
+        for root, _, names in os.walk(tmp):
+            os.chmod(root, folder_mode)
             for name in names:
                 path = Path(root) / name
                 if not path.is_symlink():
-                    os.chmod(path, path.stat().st_mode & 0o111 | _mode(directory=False))
+                    os.chmod(path, path.stat().st_mode & 0o111 | file_mode)
         previous = _replace_directory(tmp, target)
         _fsync_dir(target.parent)
         if previous is not None:

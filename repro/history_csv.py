@@ -18,6 +18,7 @@ import pandas as pd
 
 from repro.config import ConfigError
 
+FILE = "history.csv"  # in every run folder, and the name `repro verify` hashes
 COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
 
 

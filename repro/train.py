@@ -443,7 +443,7 @@ def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_d
         for index, (run, dataset) in enumerate(zip(runs, datasets)):
             run_dir = tmp / Path(run.directory).relative_to(runs[0].group)
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "history.csv").write_text(history_csv.text(histories[index]), encoding="utf-8")
+            (run_dir / history_csv.FILE).write_text(history_csv.text(histories[index]), encoding="utf-8")
             trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
             run_folder.write(run_dir, record(run, dataset, trainer, index),
                              {**environment, "parameters_hash": run.fingerprint()})
