@@ -9,6 +9,7 @@ Paths are fixed by name so that dvc.yaml can state every input and output:
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def _clear_errors(command):
 @click.pass_context
 def main(context: click.Context, params_path: str) -> None:
     """Regenerates the results of Power et al. (2022), "Grokking"."""
+    # A crash inside TensorFlow or XLA kills the process with no Python traceback; this prints every
+    # thread's stack to stderr first, so the stage's log says where it happened.
+    faulthandler.enable()
     context.obj = Path(params_path)
 
 

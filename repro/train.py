@@ -189,6 +189,7 @@ class GroupTrainer:
         self.shards = [Shard(list(positions), runs, train, self.width, self.sizes, initial, self.uses["decay_to_init"])
                        for positions in np.array_split(np.arange(len(runs)), count)]
         self._pool = ThreadPoolExecutor(len(self.shards)) if len(self.shards) > 1 else None
+        self._compiled: set[str] = set()
         self._train_chunk = backend.compile(self._train_chunk_function)
         self._evaluate = backend.compile(self._evaluate_function)
 
@@ -255,9 +256,19 @@ class GroupTrainer:
 
     # --- driving them --------------------------------------------------------
 
-    def _each_shard(self, work) -> list:
+    def _each_shard(self, work, function: str) -> list:
+        """work(shard) for every shard, the shards at once; but the first call of each compiled function
+        is made by one thread alone.
+
+        That first call traces and compiles. A laptop pipeline once died of a segmentation fault inside
+        a group's start-up, where two threads made these calls together; one thread compiling at a time
+        costs nothing measurable and takes that race out of play.
+        """
         if self._pool is None:
             return [work(shard) for shard in self.shards]
+        if function not in self._compiled:
+            self._compiled.add(function)
+            return [work(self.shards[0]), *self._pool.map(work, self.shards[1:])]
         return list(self._pool.map(work, self.shards))
 
     def train_updates(self, start: int, stop: int) -> None:
@@ -273,11 +284,12 @@ class GroupTrainer:
                 begin += count
             keras.tree.map_structure(ops.convert_to_numpy, shard.state["params"][:1])  # wait for the device
 
-        self._each_shard(work)
+        self._each_shard(work, "train")
 
     def evaluate(self) -> np.ndarray:
         """(runs, 5), in the group's order."""
-        found = self._each_shard(lambda s: ops.convert_to_numpy(self._evaluate(s.state["params"], s.train_mask)))
+        found = self._each_shard(lambda s: ops.convert_to_numpy(self._evaluate(s.state["params"], s.train_mask)),
+                                 "evaluate")
         return np.concatenate(found).astype(np.float64)
 
     def state_arrays(self) -> list[np.ndarray]:

@@ -119,6 +119,35 @@ def test_a_run_trains_the_same_alone_and_inside_its_group():
         np.testing.assert_allclose(together, by_itself, rtol=1e-5, atol=1e-6)
 
 
+def test_each_compiled_function_is_first_called_by_one_thread_alone():
+    """The first call traces and compiles; shards start together only once it is done."""
+    import threading
+
+    runs, data = _group()
+    trainer = train.GroupTrainer(runs, data)
+    if len(trainer.shards) < 2:
+        pytest.skip("one shard on this device: there is no second thread")  # a GPU: the whole group is one program
+    lock, active, overlaps = threading.Lock(), [0], {}
+
+    def work(function):
+        def call(shard):
+            with lock:
+                active[0] += 1
+                overlaps[function] = max(overlaps.get(function, 1), active[0])
+            time.sleep(0.2)
+            with lock:
+                active[0] -= 1
+            return shard.positions
+
+        return call
+
+    assert trainer._each_shard(work("fresh"), "fresh") == [s.positions for s in trainer.shards]
+    assert overlaps["fresh"] == 1  # the first call ran alone
+    overlaps.clear()
+    trainer._each_shard(work("fresh"), "fresh")
+    assert overlaps["fresh"] == len(trainer.shards)  # later calls run the shards at once
+
+
 def test_two_processes_give_byte_identical_outputs(tmp_path):
     outputs = []
     for name in ("first", "second"):
