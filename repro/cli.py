@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import sys
 from pathlib import Path
 
 import click
@@ -40,8 +41,10 @@ def _clear_errors(command):
 def main(context: click.Context, params_path: str) -> None:
     """Regenerates the results of Power et al. (2022), "Grokking"."""
     # A crash inside TensorFlow or XLA kills the process with no Python traceback; this prints every
-    # thread's stack to stderr first, so the stage's log says where it happened.
-    faulthandler.enable()
+    # thread's stack to the process's own stderr first, so the stage's log says where it happened.
+    # (sys.stderr may be a capture without a file descriptor, as under click's test runner.)
+    if sys.__stderr__ is not None and not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.__stderr__)
     context.obj = Path(params_path)
 
 

@@ -260,9 +260,9 @@ class GroupTrainer:
         """work(shard) for every shard, the shards at once; but the first call of each compiled function
         is made by one thread alone.
 
-        That first call traces and compiles. A laptop pipeline once died of a segmentation fault inside
-        a group's start-up, where two threads made these calls together; one thread compiling at a time
-        costs nothing measurable and takes that race out of play.
+        That first call traces and compiles. A laptop pipeline once died of a segmentation fault 11 s
+        into a group, when its two threads make these calls together; now the other threads wait a few
+        seconds, once per group, and find the program compiled.
         """
         if self._pool is None:
             return [work(shard) for shard in self.shards]

@@ -175,3 +175,20 @@ def test_tiny_pipeline_end_to_end(workdir):
     assert _invoke("figures").exit_code == 0
     assert figures == {name: (workdir / "figures" / name).read_bytes() for name in figures}  # same bytes again
     assert not list(workdir.rglob(".*.tmp*"))  # no temporaries left behind
+
+
+def test_a_crash_inside_a_command_prints_every_threads_python_stack(workdir):
+    """A segmentation fault in TensorFlow or XLA leaves no traceback; faulthandler leaves the stacks in the log."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = ("import os, signal\nfrom repro import cli\n"
+              "cli.main(['generate'], standalone_mode=False)\n"
+              "os.kill(os.getpid(), signal.SIGSEGV)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert result.returncode == -11
+    assert "Fatal Python error: Segmentation fault" in result.stderr
+    assert 'File "<string>", line 4' in result.stderr  # the line that crashed
