@@ -542,7 +542,7 @@ def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
     f = config.figures
     figure1 = []
     for run in seeds_of(config, f.curves[0]):
-        history = history_csv.read(evaluate.history_file(histories_dir, run.name), run.name, run.training.updates)
+        history = history_csv.read(evaluate.history_file(histories_dir, run.name), run)
         figure1.append({**evaluate.summarize(history), "setting": evaluate.setting(run),
                         "swings": evaluate.swings(history["val_loss"])})
 

@@ -43,7 +43,7 @@ def main(context: click.Context, params_path: str) -> None:
     # A crash inside TensorFlow or XLA kills the process with no Python traceback; this prints every
     # thread's stack to the process's own stderr first, so the stage's log says where it happened.
     # (sys.stderr may be a capture without a file descriptor, as under click's test runner.)
-    if sys.__stderr__ is not None and not faulthandler.is_enabled():
+    if sys.__stderr__ is not None:
         faulthandler.enable(file=sys.__stderr__)
     context.obj = Path(params_path)
 

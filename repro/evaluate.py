@@ -135,7 +135,7 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
     for name in names:
         run = runs[name]
         source = runs_dir / run.directory / history_csv.FILE
-        history_csv.read(source, name, run.training.updates)
+        history_csv.read(source, run)
         checked[name] = source.read_bytes()
     if target.suffix == ".csv":
         files.write_bytes(target, checked[names[0]])
@@ -148,7 +148,7 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
 def _evaluated(run: RunConfig, run_dir: Path) -> tuple[dict, dict]:
     """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run."""
     record = run_folder.read(run_dir, run)
-    summary = summarize(history_csv.read(run_dir / history_csv.FILE, run.name, run.training.updates))
+    summary = summarize(history_csv.read(run_dir / history_csv.FILE, run))
     return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir),
                      "made_on": run_folder.made_on(run_dir, record)}
 
@@ -207,7 +207,7 @@ def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: P
     rows = []
     for name in sweep.members:
         run = runs[name]
-        summary = summarize(history_csv.read(history_file(histories_dir, name), name, run.training.updates))
+        summary = summarize(history_csv.read(history_file(histories_dir, name), run))
         rows.append({**coordinates(run), **{k: summary[k] for k in (
             "updates_to_99_train", "updates_to_99_val", "best_val_accuracy")}})
     return _frame(rows)

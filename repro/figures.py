@@ -50,7 +50,7 @@ def _caption(record: dict, scale: str) -> str:
 
 
 def _load(run_dir: Path, run) -> tuple[pd.DataFrame, dict]:
-    return history_csv.read(run_dir / history_csv.FILE, run.name, run.training.updates), run_folder.read(run_dir, run)
+    return history_csv.read(run_dir / history_csv.FILE, run), run_folder.read(run_dir, run)
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path, scale: str) -> None:

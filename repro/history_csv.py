@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro.config import ConfigError
+from repro.config import ConfigError, RunConfig
 
 FILE = "history.csv"  # in every run folder, and the name `repro verify` hashes
 COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
@@ -24,24 +24,25 @@ COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
 
 def text(rows: np.ndarray) -> str:
     """The file's text for `rows` (log points × COLUMNS): integer updates, 8 significant digits elsewhere."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
-    return text.getvalue()
+    return buffer.getvalue()
 
 
-def read(path: Path, name: str, updates: int | None = None) -> pd.DataFrame:
-    """A run's history, checked: the right columns, numbers only, and (given `updates`) finished."""
+def read(path: Path, run: RunConfig) -> pd.DataFrame:
+    """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget."""
+    name, updates = run.name, run.training.updates
     if not path.is_file():
         raise ConfigError(f"missing training history {path}; train the run first with `repro train {name}`")
     retrain = f"retrain it with `repro train {name}`"
-    text = path.read_bytes()
-    if not text.endswith(b"\n"):  # `text()` ends every row with one: a file cut short does not
+    raw = path.read_bytes()
+    if not raw.endswith(b"\n"):  # `text()` ends every row with one: a file cut short does not
         raise ConfigError(f"{path} is damaged (it ends mid-line, as a file cut short does); {retrain}")
     try:
-        history = pd.read_csv(io.BytesIO(text))
+        history = pd.read_csv(io.BytesIO(raw))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not a readable training history ({error}); {retrain}") from None
     if list(history.columns) != COLUMNS or history.empty:
@@ -49,7 +50,7 @@ def read(path: Path, name: str, updates: int | None = None) -> pd.DataFrame:
     numbers = history.apply(pd.to_numeric, errors="coerce")
     if numbers.isna().any().any() or not numbers["update"].is_monotonic_increasing:
         raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
-    if updates is not None and int(numbers["update"].iloc[-1]) != updates:
+    if int(numbers["update"].iloc[-1]) != updates:
         raise ConfigError(f"{path} stops at update {int(numbers['update'].iloc[-1]):,} of {updates:,}: the run did "
                           f"not finish; {retrain}")
     numbers["update"] = numbers["update"].astype(int)

@@ -94,7 +94,7 @@ def fresh(config: Config, params: Path, name: str, scratch: Path, trained: set[s
         _repro(params, scratch, "train", group.name)
         trained.add(group.name)
     run_dir = scratch / "runs" / run.directory
-    summary = evaluate.summarize(history_csv.read(run_dir / history_csv.FILE, name, run.training.updates))
+    summary = evaluate.summarize(history_csv.read(run_dir / history_csv.FILE, run))
     return evaluate.comparable(summary, evaluate.fingerprints(run_dir))
 
 

@@ -37,8 +37,7 @@ def test_the_committed_records_are_what_the_committed_histories_give():
         metrics = evaluate.read_metrics(REPO / "records" / f"{name}.json")["runs"]
         for member in sweep.members:
             run = params.runs[member]
-            summary = evaluate.summarize(history_csv.read(evaluate.history_file(REPO / "histories", member),
-                                                          member, run.training.updates))
+            summary = evaluate.summarize(history_csv.read(evaluate.history_file(REPO / "histories", member), run))
             committed = metrics[member.split("/", 1)[1]]
             for key in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy"):
                 assert committed[key] == summary[key], (member, key)
