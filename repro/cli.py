@@ -76,26 +76,32 @@ def generate(context: click.Context, names: tuple[str, ...]) -> None:
 @click.pass_context
 @_clear_errors
 def train(context: click.Context, name: str, precision: str) -> None:
-    """Trains group NAME (a named run, or a sweep's `<sweep>/<operation>-<intervention>`) into runs/NAME/.
+    """Trains sweep NAME into runs/NAME/ (every group of it, in one process), or group NAME into runs/NAME/.
 
-    A sweep member's name trains the whole group it belongs to. A killed group
-    resumes from its checkpoint. KERAS_BACKEND picks the backend (tensorflow,
-    the default, or jax).
+    A group is a named run, or a sweep's `<sweep>/<operation>-<intervention>`;
+    a sweep member's name trains the whole group it belongs to. A killed
+    process resumes from its checkpoints. KERAS_BACKEND picks the backend
+    (tensorflow, the default, or jax).
     """
     from repro import datasets
     from repro import train as train_module
 
     config = _config(context)
-    group = config.group(name)
-    runs = [config.runs[member] for member in group.members]
-    data = [datasets.make(run.dataset) if run.dataset_name is None  # a sweep member's split is cheap to make
-            else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
-    checkpoint = CHECKPOINT_DIR / f"{group.name}.npz"
-    histories = train_module.train_group(group.name, runs, data, RUNS_DIR / group.name, checkpoint, precision,
-                                         config.execution.checkpoint_seconds)
-    for run, history in zip(runs, histories):
-        last = history[-1]
-        click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, val acc {last[4]:.3f}")
+    groups = config.trained_by(name)
+    root = name if name in config.sweeps else groups[0].name
+    jobs = []
+    for group in groups:
+        runs = [config.runs[member] for member in group.members]
+        data = [datasets.make(run.dataset) if run.dataset_name is None  # a sweep member's split is cheap to make
+                else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
+        jobs.append((group.name, runs, data))
+    histories = train_module.train_groups(root, jobs, RUNS_DIR / root, CHECKPOINT_DIR, precision,
+                                          config.execution.checkpoint_seconds)
+    for (_, runs, _), history in zip(jobs, histories):
+        for run, run_history in zip(runs, history):
+            last = run_history[-1]
+            click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, "
+                       f"val acc {last[4]:.3f}")
 
 
 @main.command()

@@ -97,12 +97,14 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class GroupConfig:
-    """Runs trained together by one process, their weights stacked along a leading axis.
+    """Runs that share a model, an operation table, a budget and a log grid.
 
     A named run is a group of one. A sweep has one group per operation and
     intervention, `<sweep>/<operation>-<intervention>`, holding every fraction
-    and seed; its folder runs/<group>/ is one DVC output, the unit DVC caches.
-    Members share the model, the operation table, the budget and the log grid.
+    and seed, written to runs/<group>/. On a GPU a group's runs are one
+    program, their weights stacked along a leading axis; on a CPU each run is
+    its own call of a program shared by the group (repro/train.py). DVC caches
+    a whole sweep (runs/<sweep>/), which one process trains.
     """
 
     name: str
@@ -153,7 +155,7 @@ class Config:
     models: dict[str, ModelConfig]
     runs: dict[str, RunConfig]  # named runs and every sweep member
     sweeps: dict[str, SweepConfig]
-    groups: dict[str, GroupConfig]  # what `repro train` and one DVC stage train together
+    groups: dict[str, GroupConfig]  # runs of one table and budget: one program on a GPU
     interventions: dict[str, dict[str, Any]]
     figures: FiguresConfig
     execution: ExecutionConfig
@@ -170,6 +172,15 @@ class Config:
         if name in self.runs:
             return self.groups[self.runs[name].group]
         raise ConfigError(f"no group or run named {name!r} in params.yaml; groups: {', '.join(self.groups)}")
+
+    def trained_by(self, name: str) -> list[GroupConfig]:
+        """What `repro train NAME` trains: every group of sweep NAME, or group NAME, or the group of run NAME."""
+        if name in self.sweeps:
+            return [self.groups[g] for g in dict.fromkeys(self.runs[m].group for m in self.sweeps[name].members)]
+        if name in self.groups or name in self.runs:
+            return [self.group(name)]
+        raise ConfigError(f"no sweep, group or run named {name!r} in params.yaml; sweeps: {', '.join(self.sweeps)}; "
+                          f"groups: {', '.join(self.groups)}")
 
     def sweep(self, name: str) -> SweepConfig:
         if name not in self.sweeps:

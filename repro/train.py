@@ -1,20 +1,27 @@
-"""Training: a group of runs in one compiled program, log-spaced evaluation, resumable.
+"""Training: groups of runs, each shard of runs one call of a compiled program; log-spaced evaluation; resumable.
 
 A group is runs that share a model, an operation table, a budget and a log
-grid (config.GroupConfig). Their weights and Adam moments are stacked along
-a leading axis and updated together: `backend.map_runs` applies one run's
-update to every run (jax.vmap on JAX, written out per run on TensorFlow),
-inside a compiled loop of up to `CHUNK_UPDATES` updates; no Python runs per
-update. Every run keeps its own meaning: its seed, split, minibatch order,
-learning rate, warm-up and interventions are per-run values in the program.
+grid (config.GroupConfig). A shard is some of its runs, their weights and
+Adam moments stacked along a leading axis and updated together:
+`backend.map_runs` applies one run's update to each (jax.vmap on JAX,
+written out per run on TensorFlow), inside a compiled loop of up to
+`CHUNK_UPDATES` updates; no Python runs per update. On a GPU a group is one
+shard; on a CPU each run is one (GroupTrainer says why). Every run keeps its
+own meaning: its seed, split, minibatch order, learning rate, warm-up and
+interventions are per-run values in the program.
+
+One process trains a sweep: every shard of every group, on two threads on a
+CPU, each shard to its end with its own evaluations and checkpoint, the
+longest first (`train_groups`). Groups of one model and table size share
+their compiled programs.
 
 Minibatches are drawn on the host: every epoch each run's training rows are
 permuted by NumPy, keyed by (seed, epoch) alone, so the batch of update t is
 the same however the training was split into calls, interrupted or resumed.
-Runs with smaller batches (full-batch runs of a smaller training set) are
-padded to the group's widest batch with zero weight.
+In a shard of several runs, smaller batches (full-batch runs of a smaller
+training set) are padded to the shard's widest with zero weight.
 
-Outputs of each run (written together with the whole group, atomically):
+Outputs of each run (written together with every group of the process, atomically):
     history.csv        update, losses, accuracies, global weight norm
     model.weights.h5   the final weights (Keras format)
     run.json           parameters, seeds, dataset counts, group, backend and versions
@@ -27,8 +34,10 @@ import hashlib
 import os
 import platform
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -36,12 +45,12 @@ import numpy as np
 from keras import ops
 
 from repro import backend, determinism, files, history_csv, models, provenance, run_folder
-from repro.config import RunConfig
+from repro.config import ModelConfig, RunConfig, TrainingConfig
 from repro.datasets import Dataset
 
 # Updates per compiled call. Fixed, so that one compilation serves every call.
 CHUNK_UPDATES = 256
-CPU_THREADS = 2  # shards of a group trained at once on a CPU (the laptop's two cores)
+CPU_THREADS = 2  # shards trained at once on a CPU (the laptop's two cores)
 _SHUFFLE, _WEIGHT_NOISE, _UPDATE_NOISE, _DROPOUT = 1, 2, 3, 4  # purposes that key random draws
 _HYPER = ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "warmup_updates",
           "update_noise", "weight_noise", "dropout")
@@ -128,75 +137,18 @@ def _noise(params, key, purpose: int, std):
     return [std * backend.normal(ops.shape(w), backend.fold_in(key, i)) for i, w in enumerate(params)]
 
 
-class Shard:
-    """Some runs of a group, stacked: their weights, Adam moments, hyperparameters, splits and batches."""
+class Program:
+    """A model's two compiled functions, training and evaluation, shared by every shard that uses them.
 
-    def __init__(self, positions: list[int], runs: list[RunConfig], train: np.ndarray, width: int,
-                 sizes: list[int], initial: list[list[np.ndarray]], decay_to_init: bool):
-        self.positions = positions
-        t = [runs[p].training for p in positions]
-        hyper = {name: np.array([getattr(x, name) for x in t], dtype="float32") for name in _HYPER}
-        hyper["decay_to_init"] = np.array([x.decay_towards == "init" for x in t], dtype="float32")
-        hyper["seed"] = np.array([x.seed for x in t], dtype="int32")
-        own = np.array([sizes[p] for p in positions])
-        hyper["batch_weights"] = (np.arange(width)[None] < own[:, None]).astype("float32")
-        self.hyper = {k: ops.convert_to_tensor(v) for k, v in hyper.items()}
-        self.train_mask = ops.convert_to_tensor(train[positions].astype("float32"))
-        self.batches = Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
-                               [x.seed for x in t])
-        params = [np.stack(per_run) for per_run in zip(*(initial[p] for p in positions))]
-        state = {
-            "params": params,
-            "moments": [np.zeros_like(p) for p in params],
-            "velocities": [np.zeros_like(p) for p in params],
-            "targets": [p.copy() for p in params] if decay_to_init else [],
-        }
-        self.state = keras.tree.map_structure(ops.convert_to_tensor, state)
-
-
-class GroupTrainer:
-    """A group of runs and the compiled functions that train and evaluate it.
-
-    On a CPU the runs are split into `CPU_THREADS` shards, each its own stack,
-    trained by as many threads at once: XLA runs the MLP's small matrix
-    products on one core, and stacking more runs into one program gained
-    little there (MLP, 12 runs: 1.1x one run's speed), while two threads
-    nearly doubled it. On a GPU the whole group is one shard, one program.
-    The shards are a fixed function of the group, so the bytes do not depend
-    on the machine's core count.
+    The table (inputs x, answers y) is an argument, not a constant, so one
+    compilation serves every group of one table size: the 13 groups of a sweep
+    over operations compile a handful of programs, not 26.
     """
 
-    def __init__(self, runs: list[RunConfig], datasets: list[Dataset], precision: str = "fp32"):
-        determinism.configure(precision)
-        self.runs = runs
-        first, kind = datasets[0], runs[0].model.kind
-        self.x = ops.convert_to_tensor(models.encode(kind, first.a, first.b, first.num_elements))
-        self.y = ops.convert_to_tensor(first.c)
-        train = np.stack([d.train for d in datasets])
-        self.sizes = [batch_size(run, int(n)) for run, n in zip(runs, train.sum(axis=1))]
-        self.width = max(self.sizes)
-        t = [run.training for run in runs]
-        # Noise and dropout cost work even at zero; they are in the program only if a run uses them.
-        self.uses = {"weight_noise": any(x.weight_noise for x in t), "update_noise": any(x.update_noise for x in t),
-                     "dropout": any(x.dropout for x in t), "decay_to_init": any(x.decay_towards == "init" for x in t)}
-
-        self.model = self._build(runs[0], first.num_elements)
-        initial = []
-        for run in runs:
-            determinism.seed(run.training.seed)  # each run's own initial weights
-            initial.append([np.asarray(v) for v in self._build(run, first.num_elements).trainable_variables])
-        count = 1 if backend.accelerator() == "gpu" else min(CPU_THREADS, len(runs))
-        self.shards = [Shard(list(positions), runs, train, self.width, self.sizes, initial, self.uses["decay_to_init"])
-                       for positions in np.array_split(np.arange(len(runs)), count)]
-        self._pool = ThreadPoolExecutor(len(self.shards)) if len(self.shards) > 1 else None
-        self._compiled: set[str] = set()
-        self._train_chunk = backend.compile(self._train_chunk_function)
-        self._evaluate = backend.compile(self._evaluate_function)
-
-    def _build(self, run: RunConfig, num_elements: int) -> keras.Model:
-        return models.build(run.model, num_elements, dropout=self.uses["dropout"])
-
-    # --- the compiled functions ----------------------------------------------
+    def __init__(self, model: keras.Model, uses: dict[str, bool]):
+        self.model, self.uses = model, uses
+        self.train_chunk = backend.compile(self._train_chunk_function)
+        self.evaluate = backend.compile(self._evaluate_function)
 
     def _logits(self, params, x, training: bool, rate=None, key=None):
         """The model as a function of one run's weights; dropout layers get the run's rate and a key each."""
@@ -211,11 +163,11 @@ class GroupTrainer:
         logits, _ = self.model.stateless_call(params, extra, x, training=training)
         return logits
 
-    def _update(self, state, h, rows, step):
-        """One update of one run on the training rows `rows`."""
+    def _update(self, state, h, table, rows, step):
+        """One update of one run on the training rows `rows` of `table` (x, y)."""
         params = state["params"]
         key = ops.stack([h["seed"], ops.cast(step, "int32")])
-        x, y, weights = ops.take(self.x, rows, axis=0), ops.take(self.y, rows, axis=0), h["batch_weights"]
+        x, y, weights = ops.take(table[0], rows, axis=0), ops.take(table[1], rows, axis=0), h["batch_weights"]
 
         def loss(at):
             logits = self._logits(at, x, True, h["dropout"], backend.fold_in(key, _DROPOUT))
@@ -231,20 +183,20 @@ class GroupTrainer:
             params = [w + n for w, n in zip(params, _noise(params, key, _UPDATE_NOISE, h["update_noise"]))]
         return {"params": params, "moments": moments, "velocities": velocities, "targets": state["targets"]}
 
-    def _train_chunk_function(self, state, hyper, start, count, rows):
+    def _train_chunk_function(self, state, hyper, x, y, start, count, rows):
         def body(i, state):
             step = start + i
-            return backend.map_runs(lambda s, h, r: self._update(s, h, r, step), state, hyper, rows[i])
+            return backend.map_runs(lambda s, h, r: self._update(s, h, (x, y), r, step), state, hyper, rows[i])
 
         return backend.loop(count, body, state)
 
-    def _evaluate_function(self, params, train_mask):
+    def _evaluate_function(self, params, x, y, train_mask):
         """(runs, 5): train loss, train accuracy, validation loss, validation accuracy, weight norm."""
 
         def one(params, train):
-            logits = self._logits(params, self.x, False)
-            loss = _cross_entropy(self.y, logits)
-            correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), self.y), "float32")
+            logits = self._logits(params, x, False)
+            loss = _cross_entropy(y, logits)
+            correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), y), "float32")
             values = []
             for mask in (train, 1.0 - train):
                 count = ops.sum(mask)
@@ -254,55 +206,169 @@ class GroupTrainer:
 
         return backend.map_runs(one, params, train_mask)
 
-    # --- driving them --------------------------------------------------------
 
-    def _each_shard(self, work, function: str) -> list:
-        """work(shard) for every shard, the shards at once; but the first call of each compiled function
-        is made by one thread alone.
+class Programs:
+    """The programs of one process, by model and switches, and who may compile them when.
 
-        That first call traces and compiles. A laptop pipeline once died of a segmentation fault 11 s
-        into a group, when its two threads make these calls together; now the other threads wait a few
-        seconds, once per group, and find the program compiled.
-        """
-        if self._pool is None:
-            return [work(shard) for shard in self.shards]
-        if function not in self._compiled:
-            self._compiled.add(function)
-            return [work(self.shards[0]), *self._pool.map(work, self.shards[1:])]
-        return list(self._pool.map(work, self.shards))
+    A function's first call with new shapes traces and compiles it. A laptop
+    pipeline once died of a segmentation fault when two threads made such
+    calls at once; so each first call is made under one lock, and later calls
+    of that signature run freely in parallel.
+    """
+
+    def __init__(self):
+        self._programs: dict[tuple, Program] = {}
+        self._called: set[tuple] = set()
+        self._compiling = threading.Lock()
+
+    def get(self, model_config: ModelConfig, num_elements: int, uses: dict[str, bool]) -> Program:
+        key = (model_config, num_elements, tuple(sorted(uses.items())))
+        if key not in self._programs:  # built by the main thread only, before any worker starts
+            self._programs[key] = Program(models.build(model_config, num_elements, dropout=uses["dropout"]), uses)
+        return self._programs[key]
+
+    def call(self, signature: tuple, function):
+        """function(), alone if it is the first call of `signature`."""
+        if signature in self._called:
+            return function()
+        with self._compiling:
+            result = function()
+            self._called.add(signature)
+            return result
+
+
+def _uses(training: list[TrainingConfig]) -> dict[str, bool]:
+    """The switches a program needs: noise and dropout cost work even at zero, so they are in it only if used."""
+    return {"weight_noise": any(t.weight_noise for t in training), "update_noise": any(t.update_noise for t in training),
+            "dropout": any(t.dropout for t in training), "decay_to_init": any(t.decay_towards == "init" for t in training)}
+
+
+class Shard:
+    """Runs of a group stacked into one call of a program: weights, Adam moments, hyperparameters, batches.
+
+    A shard also keeps its own history, so that shards train independently:
+    each thread takes a shard and trains it to the end, evaluating at its log
+    points, while the other thread trains another, of this group or another.
+    """
+
+    def __init__(self, positions: list[int], runs: list[RunConfig], table: tuple, train: np.ndarray,
+                 sizes: list[int], initial: list[list[np.ndarray]], program: Program):
+        self.positions, self.table, self.program = positions, table, program
+        self.width = max(sizes[p] for p in positions)
+        t = [runs[p].training for p in positions]
+        hyper = {name: np.array([getattr(x, name) for x in t], dtype="float32") for name in _HYPER}
+        hyper["decay_to_init"] = np.array([x.decay_towards == "init" for x in t], dtype="float32")
+        hyper["seed"] = np.array([x.seed for x in t], dtype="int32")
+        own = np.array([sizes[p] for p in positions])
+        hyper["batch_weights"] = (np.arange(self.width)[None] < own[:, None]).astype("float32")
+        self.hyper = {k: ops.convert_to_tensor(v) for k, v in hyper.items()}
+        self.train_mask = ops.convert_to_tensor(train[positions].astype("float32"))
+        self.batches = Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
+                               [x.seed for x in t])
+        params = [np.stack(per_run) for per_run in zip(*initial)]
+        state = {
+            "params": params,
+            "moments": [np.zeros_like(p) for p in params],
+            "velocities": [np.zeros_like(p) for p in params],
+            "targets": [p.copy() for p in params] if program.uses["decay_to_init"] else [],
+        }
+        self.state = keras.tree.map_structure(ops.convert_to_tensor, state)
+        self.history: list[np.ndarray] = []  # (runs, 6) per log point reached: update, then evaluate()'s five
+
+    def _signature(self, function: str) -> tuple:
+        return id(self.program), function, len(self.positions), tuple(self.table[0].shape), self.width
+
+    def train(self, programs: Programs, start: int, stop: int) -> None:
+        """Updates start … stop - 1 of the shard's runs."""
+        begin = start
+        while begin < stop:
+            count = min(CHUNK_UPDATES, stop - begin)
+            rows = ops.convert_to_tensor(self.batches.take(begin, count, self.width, CHUNK_UPDATES))
+            arguments = (self.state, self.hyper, *self.table, ops.convert_to_tensor(np.int32(begin)),
+                         ops.convert_to_tensor(np.int32(count)), rows)
+            self.state = programs.call(self._signature("train"), lambda: self.program.train_chunk(*arguments))
+            begin += count
+        keras.tree.map_structure(ops.convert_to_numpy, self.state["params"][:1])  # wait for the device
+
+    def evaluate(self, programs: Programs) -> np.ndarray:
+        """(runs, 5), in the shard's order."""
+        found = programs.call(self._signature("evaluate"), lambda: self.program.evaluate(
+            self.state["params"], *self.table, self.train_mask))
+        return np.asarray(ops.convert_to_numpy(found), dtype=np.float64)
+
+
+class GroupTrainer:
+    """A group of runs in shards, each shard one call of a shared compiled program.
+
+    On a GPU the whole group is one shard: one program, the runs vmapped. On a
+    CPU every run is a shard of its own, and `CPU_THREADS` threads train them:
+    XLA runs the MLP's small matrix products on one core, and a program
+    written out for several runs was slower per run than a program of one
+    (an `operations` group, 6 MLP runs at batch 512 on two threads: two shards
+    of 3 runs 1,330-1,540 updates/s in all, 6 shards of one 1,610-1,710, and
+    evaluation 30% faster). So a run gives the same bytes alone as in any
+    group. The shards are a fixed function of the group and the device kind,
+    never of the core count.
+    """
+
+    def __init__(self, runs: list[RunConfig], datasets: list[Dataset], precision: str = "fp32",
+                 programs: Programs | None = None):
+        determinism.configure(precision)
+        self.runs = runs
+        self.programs = Programs() if programs is None else programs
+        first, kind = datasets[0], runs[0].model.kind
+        table = (ops.convert_to_tensor(models.encode(kind, first.a, first.b, first.num_elements)),
+                 ops.convert_to_tensor(first.c))
+        train = np.stack([d.train for d in datasets])
+        self.sizes = [batch_size(run, int(n)) for run, n in zip(runs, train.sum(axis=1))]
+        layout = [[p] for p in range(len(runs))] if backend.accelerator() == "cpu" else [list(range(len(runs)))]
+        self.shards = []
+        for positions in layout:
+            uses = _uses([runs[p].training for p in positions])
+            program = self.programs.get(runs[0].model, first.num_elements, uses)
+            initial = []
+            for p in positions:
+                determinism.seed(runs[p].training.seed)  # each run's own initial weights
+                model = models.build(runs[p].model, first.num_elements, dropout=uses["dropout"])
+                initial.append([np.asarray(v) for v in model.trainable_variables])
+            self.shards.append(Shard(positions, runs, table, train, self.sizes, initial, program))
+
+    @property
+    def model(self) -> keras.Model:
+        return self.shards[0].program.model
+
+    def _each_shard(self, work) -> list:
+        if len(self.shards) == 1:
+            return [work(self.shards[0])]
+        with ThreadPoolExecutor(CPU_THREADS) as pool:
+            return list(pool.map(work, self.shards))
 
     def train_updates(self, start: int, stop: int) -> None:
-        """Runs updates start … stop - 1 of every run."""
-
-        def work(shard: Shard) -> None:
-            begin = start
-            while begin < stop:
-                count = min(CHUNK_UPDATES, stop - begin)
-                rows = shard.batches.take(begin, count, self.width, CHUNK_UPDATES)
-                shard.state = self._train_chunk(shard.state, shard.hyper, ops.convert_to_tensor(np.int32(begin)),
-                                                ops.convert_to_tensor(np.int32(count)), ops.convert_to_tensor(rows))
-                begin += count
-            keras.tree.map_structure(ops.convert_to_numpy, shard.state["params"][:1])  # wait for the device
-
-        self._each_shard(work, "train")
+        """Runs updates start … stop - 1 of every run (for tests and `repro bench`; training uses `train_groups`)."""
+        self._each_shard(lambda shard: shard.train(self.programs, start, stop))
 
     def evaluate(self) -> np.ndarray:
         """(runs, 5), in the group's order."""
-        found = self._each_shard(lambda s: ops.convert_to_numpy(self._evaluate(s.state["params"], s.train_mask)),
-                                 "evaluate")
-        return np.concatenate(found).astype(np.float64)
+        found = np.concatenate(self._each_shard(lambda shard: shard.evaluate(self.programs)))
+        order = np.concatenate([shard.positions for shard in self.shards])
+        return found[np.argsort(order)]
 
     def state_arrays(self) -> list[np.ndarray]:
-        return [np.asarray(ops.convert_to_numpy(a)) for s in self.shards for a in keras.tree.flatten(s.state)]
+        return [array for shard in self.shards for array in shard_state(shard)]
 
     def restore(self, arrays: list[np.ndarray]) -> None:
-        leaves = [leaf for s in self.shards for leaf in keras.tree.flatten(s.state)]
-        if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
-            raise ValueError("checkpoint does not match this group's model")
         for shard in self.shards:
             count = len(keras.tree.flatten(shard.state))
-            shard.state = keras.tree.pack_sequence_as(shard.state, [ops.convert_to_tensor(a) for a in arrays[:count]])
+            restore_shard(shard, arrays[:count])
             arrays = arrays[count:]
+
+    def histories(self) -> np.ndarray:
+        """(runs, log points, 6), in the group's order, from the shards' histories."""
+        found = {}
+        for shard in self.shards:
+            stacked = np.stack(shard.history, axis=1)  # (shard's runs, points, 6)
+            found.update(zip(shard.positions, stacked))
+        return np.stack([found[position] for position in range(len(self.runs))])
 
     def weights(self) -> list[list[np.ndarray]]:
         """Every run's trained weights, in the group's order; each shard's stack is copied to the host once."""
@@ -314,13 +380,25 @@ class GroupTrainer:
         return [found[position] for position in range(len(self.runs))]
 
     def model_with(self, run: int, weights: list[np.ndarray]) -> keras.Model:
-        """The template model holding `weights`, run `run`'s (dropout layers at the run's rate)."""
-        for variable, value in zip(self.model.trainable_variables, weights):
+        """Run `run`'s model holding `weights` (its dropout layers at the run's rate)."""
+        model = next(shard.program.model for shard in self.shards if run in shard.positions)
+        for variable, value in zip(model.trainable_variables, weights):
             variable.assign(value)
-        for variable in self.model.non_trainable_variables:
+        for variable in model.non_trainable_variables:
             if variable.name == "rate":
                 variable.assign(self.runs[run].training.dropout)
-        return self.model
+        return model
+
+
+def shard_state(shard: Shard) -> list[np.ndarray]:
+    return [np.asarray(ops.convert_to_numpy(a)) for a in keras.tree.flatten(shard.state)]
+
+
+def restore_shard(shard: Shard, arrays: list[np.ndarray]) -> None:
+    leaves = keras.tree.flatten(shard.state)
+    if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
+        raise ValueError("checkpoint does not match this shard's model")
+    shard.state = keras.tree.pack_sequence_as(shard.state, [ops.convert_to_tensor(a) for a in arrays])
 
 
 # --- checkpoints --------------------------------------------------------------
@@ -383,19 +461,25 @@ def _report(message: str) -> None:
 
 
 class Progress:
-    """One self-rewriting status line on a terminal: updates done, updates/s, time left.
+    """One self-rewriting status line on a terminal: updates done (all runs together), updates/s, time left.
 
     Silent when stderr is not a terminal (logs, pipes) or under CI, where a
     line every second would only bury the output that matters. The rate is
     measured from the first report on, so compilation does not inflate the
-    time left.
+    time left. Shards report from their threads; `advance` adds up.
     """
 
     def __init__(self, name: str, total: int, runs: int):
         self.enabled = sys.stderr.isatty() and not os.environ.get("CI")
         self.name, self.total, self.runs = name, total, runs
         self.started = self.shown = None
-        self.first = 0
+        self.first = self.done = 0
+        self._lock = threading.Lock()
+
+    def advance(self, updates: int, train_accuracy: float, val_accuracy: float) -> None:
+        with self._lock:
+            self.done += updates
+            self.update(self.done, train_accuracy, val_accuracy)
 
     def update(self, done: int, train_accuracy: float, val_accuracy: float) -> None:
         now = time.monotonic()
@@ -407,57 +491,120 @@ class Progress:
         self.shown = now
         rate = (done - self.first) / max(now - self.started, 1e-9)
         left = (self.total - done) / max(rate, 1e-9)
-        line = (f"{self.name}: {done:,}/{self.total:,} updates ({done / self.total:.0%}) x {self.runs} run(s), "
-                f"{rate * self.runs:,.1f} updates/s in all, {int(left // 60)}m{int(left % 60):02d}s left, "
-                f"mean train acc {train_accuracy:.3f}, mean val acc {val_accuracy:.3f}")
+        line = (f"{self.name}: {done:,}/{self.total:,} updates ({done / self.total:.0%}) of {self.runs} run(s), "
+                f"{rate:,.1f} updates/s in all, {int(left // 60)}m{int(left % 60):02d}s left, "
+                f"last train acc {train_accuracy:.3f}, val acc {val_accuracy:.3f}")
         sys.stderr.write(f"\r\x1b[K{line}" + ("\n" if done >= self.total else ""))
         sys.stderr.flush()
 
 
-def train_group(name: str, runs: list[RunConfig], datasets: list[Dataset], out_dir: Path, checkpoint: Path,
-                precision: str = "fp32", checkpoint_seconds: float = 60.0) -> np.ndarray:
-    """Trains the group `runs` together, resuming from `checkpoint` if it holds this group's state.
+@dataclass
+class _Job:
+    """One shard of one group, trained start to end by one thread."""
 
-    Writes each run's folder under `out_dir` (at its path relative to the group's), all at once.
-    Returns the histories, (runs, log points, 6).
-    """
-    trainer = GroupTrainer(runs, datasets, precision)
-    fingerprint = group_fingerprint(runs, precision)
-    schedule = log_schedule(runs[0].training.updates, runs[0].training.log_points)
+    group: str
+    trainer: GroupTrainer
+    shard: Shard
+    checkpoint: Path
+    fingerprint: str
 
-    resumed = load_checkpoint(checkpoint, fingerprint)
+    def cost(self) -> int:
+        run = self.trainer.runs[self.shard.positions[0]]
+        return run.training.updates * self.shard.width * len(self.shard.positions)
+
+
+def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float) -> None:
+    """Trains one shard through its log schedule, resuming from and saving its own checkpoint."""
+    shard, programs = job.shard, job.trainer.programs
+    training = job.trainer.runs[shard.positions[0]].training
+    schedule = log_schedule(training.updates, training.log_points)
+    resumed = load_checkpoint(job.checkpoint, job.fingerprint)
     if resumed is None:
-        history = [np.column_stack([np.zeros(len(runs)), trainer.evaluate()])]
+        shard.history = [np.column_stack([np.zeros(len(shard.positions)), shard.evaluate(programs)])]
     else:
         saved, state = resumed
-        trainer.restore(state)
-        history = list(np.swapaxes(saved, 0, 1))
-        _report(f"{name}: resuming from update {int(history[-1][0, 0])} ({checkpoint})")
-
+        restore_shard(shard, state)
+        shard.history = list(np.swapaxes(saved, 0, 1))
+        _report(f"{job.group}: runs {shard.positions} resuming from update {int(shard.history[-1][0, 0])} "
+                f"({job.checkpoint})")
+    done = int(shard.history[-1][0, 0])
+    progress.advance(done * len(shard.positions), 0.0, 0.0)
     last_checkpoint = time.monotonic()
-    first_update = int(history[-1][0, 0])
-    progress = Progress(name, runs[0].training.updates, len(runs))
     for previous, target in zip(schedule, schedule[1:]):
-        if target <= first_update:
+        if target <= done:
             continue
-        trainer.train_updates(previous, target)
-        history.append(np.column_stack([np.full(len(runs), float(target)), trainer.evaluate()]))
+        shard.train(programs, previous, target)
+        shard.history.append(np.column_stack([np.full(len(shard.positions), float(target)), shard.evaluate(programs)]))
+        progress.advance((target - previous) * len(shard.positions), float(shard.history[-1][:, 2].mean()),
+                         float(shard.history[-1][:, 4].mean()))
         now = time.monotonic()
-        if now - last_checkpoint >= checkpoint_seconds and target < schedule[-1]:
-            save_checkpoint(checkpoint, fingerprint, np.stack(history, axis=1), trainer.state_arrays())
+        # The last state is saved too: a process killed before it writes its groups keeps finished shards.
+        if now - last_checkpoint >= checkpoint_seconds or target == schedule[-1]:
+            save_checkpoint(job.checkpoint, job.fingerprint, np.stack(shard.history, axis=1), shard_state(shard))
             last_checkpoint = now
-        progress.update(target, float(history[-1][:, 2].mean()), float(history[-1][:, 4].mean()))
 
-    histories = np.stack(history, axis=1)
+
+def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seconds: float) -> None:
+    """Every job, longest first, on `workers` threads; the first failure cancels what has not started."""
+    if workers == 1:
+        for job in jobs:
+            _train_job(job, progress, checkpoint_seconds)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(_train_job, job, progress, checkpoint_seconds) for job in jobs]
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in finished if f.exception() is not None]
+        if failed:
+            for future in futures:
+                future.cancel()
+            raise failed[0].exception()
+
+
+def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Dataset]]], out_dir: Path,
+                 checkpoint_dir: Path, precision: str = "fp32", checkpoint_seconds: float = 60.0) -> list[np.ndarray]:
+    """Trains `groups` (name, runs, datasets) in one process, resuming each shard from its checkpoint.
+
+    `name` is a sweep, a group or a run; every run's folder is written under
+    `out_dir` at its path relative to `name`, all at once when every group is
+    done. Groups of one model and table size share compiled programs, and on a
+    CPU the two threads take shards of any group, the longest first.
+    Returns each group's histories, (runs, log points, 6).
+    """
+    programs = Programs()
+    trainers = [GroupTrainer(runs, data, precision, programs) for _, runs, data in groups]
+    jobs = []
+    for (group, runs, _), trainer in zip(groups, trainers):
+        for shard in trainer.shards:
+            members = [runs[p] for p in shard.positions]
+            jobs.append(_Job(group, trainer, shard, checkpoint_dir / group / f"{shard.positions[0]}.npz",
+                             group_fingerprint(members, precision)))
+    jobs.sort(key=_Job.cost, reverse=True)
+    runs_in_all = sum(len(runs) for _, runs, _ in groups)
+    progress = Progress(name, sum(run.training.updates for _, runs, _ in groups for run in runs), runs_in_all)
+    workers = 1 if backend.accelerator() == "gpu" else CPU_THREADS
+    _run_all(jobs, workers, progress, checkpoint_seconds)
+
+    histories = [trainer.histories() for trainer in trainers]
     environment = provenance.environment()
-    weights = trainer.weights()
     with files.atomic_directory(out_dir) as tmp:
-        for index, (run, dataset) in enumerate(zip(runs, datasets)):
-            run_dir = tmp / Path(run.directory).relative_to(runs[0].group)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / history_csv.FILE).write_text(history_csv.text(histories[index]), encoding="utf-8")
-            trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
-            run_folder.write(run_dir, record(run, dataset, trainer, index),
-                             {**environment, "parameters_hash": run.fingerprint()})
-    checkpoint.unlink(missing_ok=True)
+        for trainer, (group, runs, data), history in zip(trainers, groups, histories):
+            weights = trainer.weights()
+            for index, (run, dataset) in enumerate(zip(runs, data)):
+                run_dir = tmp / Path(run.directory).relative_to(name)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / history_csv.FILE).write_text(history_csv.text(history[index]), encoding="utf-8")
+                trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
+                run_folder.write(run_dir, record(run, dataset, trainer, index),
+                                 {**environment, "parameters_hash": run.fingerprint()})
+    for job in jobs:
+        job.checkpoint.unlink(missing_ok=True)
+    for group, _, _ in groups:
+        _remove_empty_folders(checkpoint_dir / group, checkpoint_dir)
     return histories
+
+
+def _remove_empty_folders(folder: Path, root: Path) -> None:
+    """Removes `folder` and its parents up to `root` (excluded) while they are empty."""
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent

@@ -42,7 +42,8 @@ def test_non_prime_modulus_for_division_fails_cleanly(workdir):
 
 def test_unknown_run_names_the_known_ones(workdir):
     result = _invoke("train", "nope")
-    assert result.exit_code != 0 and "no group or run named 'nope'" in result.output and "tiny" in result.output
+    assert result.exit_code != 0 and "no sweep, group or run named 'nope'" in result.output
+    assert "grid" in result.output and "tiny" in result.output  # the sweeps and the groups it could have meant
 
 
 def test_training_without_data_says_how_to_make_it(workdir):

@@ -66,9 +66,9 @@ def project(tmp_path):
 
 
 def test_a_queued_parallel_sweep_then_repro_reuses_its_runs(project):
-    # README, "Sweeps in parallel": one queued experiment per run of a sweep, two workers.
+    # README, "Stages in parallel": one queued experiment per sweep, two workers.
     stages = [s for s in _run(DVC, "stage", "list", "--name-only", cwd=project).split()
-              if s.startswith("train_operations@")]
+              if s.startswith("train_sweep@")]
     assert len(stages) == 3
     for stage in stages:
         _run(DVC, "exp", "run", "--queue", stage, cwd=project)

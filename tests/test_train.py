@@ -120,32 +120,58 @@ def test_a_run_trains_the_same_alone_and_inside_its_group():
 
 
 def test_each_compiled_function_is_first_called_by_one_thread_alone():
-    """The first call traces and compiles; shards start together only once it is done."""
+    """A signature's first call traces and compiles under one lock; later calls of it run at once."""
     import threading
 
-    runs, data = _group()
-    trainer = train.GroupTrainer(runs, data)
-    if len(trainer.shards) < 2:
-        pytest.skip("one shard on this device: there is no second thread")  # a GPU: the whole group is one program
-    lock, active, overlaps = threading.Lock(), [0], {}
+    programs = train.Programs()
+    lock, active, peak = threading.Lock(), [0], [0]
 
-    def work(function):
-        def call(shard):
-            with lock:
-                active[0] += 1
-                overlaps[function] = max(overlaps.get(function, 1), active[0])
-            time.sleep(0.2)
-            with lock:
-                active[0] -= 1
-            return shard.positions
+    def call():
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return "done"
 
-        return call
+    def together(signature):
+        peak[0] = 0
+        threads = [threading.Thread(target=programs.call, args=(signature, call)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return peak[0]
 
-    assert trainer._each_shard(work("fresh"), "fresh") == [s.positions for s in trainer.shards]
-    assert overlaps["fresh"] == 1  # the first call ran alone
-    overlaps.clear()
-    trainer._each_shard(work("fresh"), "fresh")
-    assert overlaps["fresh"] == len(trainer.shards)  # later calls run the shards at once
+    assert together(("train", 1)) == 1  # never seen: every thread waits for the one compiling
+    assert together(("train", 1)) == 3  # compiled: all at once
+    assert together(("train", 2)) == 1  # another shape compiles again, alone
+    assert programs.call(("train", 1), lambda: 7) == 7
+
+
+def test_a_sweep_trains_in_one_process_with_programs_shared_across_groups(tmp_path):
+    """Groups of one table size share their compiled programs; each group gives the bytes it gives alone."""
+    raw = tiny_params()
+    cfg = config.parse(raw)
+    groups = cfg.trained_by("grid")
+    assert [g.name for g in groups] == ["grid/s5_mul-adamw", "grid/s5_mul-minibatch_adam", "grid/add-adamw",
+                                        "grid/add-minibatch_adam"]
+    jobs = [(g.name, [cfg.runs[m] for m in g.members], [datasets.make(cfg.runs[m].dataset) for m in g.members])
+            for g in groups]
+    together = train.train_groups("grid", jobs, tmp_path / "sweep", tmp_path / "ckpt", checkpoint_seconds=0)
+    alone = train.train_groups(jobs[2][0], [jobs[2]], tmp_path / "alone", tmp_path / "ckpt2", checkpoint_seconds=0)
+    assert np.array_equal(together[2], alone[0])
+    for name in OUTPUTS[:2]:
+        assert (tmp_path / "sweep/add-adamw/add-0.5-0-adamw" / name).read_bytes() == \
+            (tmp_path / "alone/add-0.5-0-adamw" / name).read_bytes()
+    assert not list((tmp_path / "ckpt").rglob("*.npz"))  # checkpoints go once the outputs are written
+    trainers = [train.GroupTrainer(runs, data) for _, runs, data in jobs]
+    programs = {id(s.program) for t in trainers for s in t.shards}
+    assert len(programs) == len(trainers)  # a trainer of its own compiles its own
+    shared = train.Programs()
+    trainers = [train.GroupTrainer(runs, data, programs=shared) for _, runs, data in jobs]
+    assert len({id(s.program) for t in trainers for s in t.shards}) == 2  # one per table size: S5, x + y mod 23
 
 
 def test_two_processes_give_byte_identical_outputs(tmp_path):
@@ -181,7 +207,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-m", "repro", "train", "tiny"], cwd=broken, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = broken / "checkpoints/tiny.npz"
+    checkpoint = broken / "checkpoints/tiny/0.npz"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -214,7 +240,7 @@ def test_a_checkpoint_of_other_parameters_is_not_resumed(tmp_path):
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_a_damaged_checkpoint_is_reported_deleted_and_never_blocks_a_rerun(tmp_path, damage):
     root = _prepare(tmp_path / "run")
-    checkpoint = root / "checkpoints/tiny.npz"
+    checkpoint = root / "checkpoints/tiny/0.npz"
     checkpoint.parent.mkdir(parents=True)
     run = config.parse(tiny_params()).run("tiny")
     trainer = train.GroupTrainer([run], [datasets.load(root / "data/add_23", run.dataset)])
@@ -234,7 +260,7 @@ def test_the_mlp_really_groks(tmp_path):
     cfg = config.parse(raw)
     run = cfg.run("mlp_add")
     dataset = datasets.make(run.dataset)
-    histories = train.train_group(run.name, [run], [dataset], tmp_path / "run", tmp_path / "ckpt.npz")
+    histories = train.train_groups(run.name, [(run.name, [run], [dataset])], tmp_path / "run", tmp_path / "ckpt")[0]
     history = pd.DataFrame(histories[0], columns=history_csv.COLUMNS)
     metrics = evaluate.summarize(history)
     assert metrics["final"]["train_accuracy"] >= 0.99
