@@ -141,8 +141,8 @@ class Program:
     """A model's two compiled functions, training and evaluation, shared by every shard that uses them.
 
     The table (inputs x, answers y) is an argument, not a constant, so one
-    compilation serves every group of one table size: the 13 groups of a sweep
-    over operations compile a handful of programs, not 26.
+    compilation serves every group of one table size: the 13 groups of the
+    `operations` sweep compile each function 3 times, not 13.
     """
 
     def __init__(self, model: keras.Model, uses: dict[str, bool]):
@@ -252,8 +252,8 @@ class Shard:
     """
 
     def __init__(self, positions: list[int], runs: list[RunConfig], table: tuple, train: np.ndarray,
-                 sizes: list[int], initial: list[list[np.ndarray]], program: Program):
-        self.positions, self.table, self.program = positions, table, program
+                 sizes: list[int], initial: list[list[np.ndarray]], program: Program, programs: Programs):
+        self.positions, self.table, self.program, self.programs = positions, table, program, programs
         self.width = max(sizes[p] for p in positions)
         t = [runs[p].training for p in positions]
         hyper = {name: np.array([getattr(x, name) for x in t], dtype="float32") for name in _HYPER}
@@ -278,7 +278,7 @@ class Shard:
     def _signature(self, function: str) -> tuple:
         return id(self.program), function, len(self.positions), tuple(self.table[0].shape), self.width
 
-    def train(self, programs: Programs, start: int, stop: int) -> None:
+    def train(self, start: int, stop: int) -> None:
         """Updates start … stop - 1 of the shard's runs."""
         begin = start
         while begin < stop:
@@ -286,15 +286,24 @@ class Shard:
             rows = ops.convert_to_tensor(self.batches.take(begin, count, self.width, CHUNK_UPDATES))
             arguments = (self.state, self.hyper, *self.table, ops.convert_to_tensor(np.int32(begin)),
                          ops.convert_to_tensor(np.int32(count)), rows)
-            self.state = programs.call(self._signature("train"), lambda: self.program.train_chunk(*arguments))
+            self.state = self.programs.call(self._signature("train"), lambda: self.program.train_chunk(*arguments))
             begin += count
         keras.tree.map_structure(ops.convert_to_numpy, self.state["params"][:1])  # wait for the device
 
-    def evaluate(self, programs: Programs) -> np.ndarray:
+    def evaluate(self) -> np.ndarray:
         """(runs, 5), in the shard's order."""
-        found = programs.call(self._signature("evaluate"), lambda: self.program.evaluate(
+        found = self.programs.call(self._signature("evaluate"), lambda: self.program.evaluate(
             self.state["params"], *self.table, self.train_mask))
         return np.asarray(ops.convert_to_numpy(found), dtype=np.float64)
+
+    def state_arrays(self) -> list[np.ndarray]:
+        return [np.asarray(ops.convert_to_numpy(a)) for a in keras.tree.flatten(self.state)]
+
+    def restore(self, arrays: list[np.ndarray]) -> None:
+        leaves = keras.tree.flatten(self.state)
+        if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
+            raise ValueError("checkpoint does not match this shard's model")
+        self.state = keras.tree.pack_sequence_as(self.state, [ops.convert_to_tensor(a) for a in arrays])
 
 
 class GroupTrainer:
@@ -331,7 +340,7 @@ class GroupTrainer:
                 determinism.seed(runs[p].training.seed)  # each run's own initial weights
                 model = models.build(runs[p].model, first.num_elements, dropout=uses["dropout"])
                 initial.append([np.asarray(v) for v in model.trainable_variables])
-            self.shards.append(Shard(positions, runs, table, train, self.sizes, initial, program))
+            self.shards.append(Shard(positions, runs, table, train, self.sizes, initial, program, self.programs))
 
     @property
     def model(self) -> keras.Model:
@@ -343,32 +352,31 @@ class GroupTrainer:
         with ThreadPoolExecutor(CPU_THREADS) as pool:
             return list(pool.map(work, self.shards))
 
+    def _in_group_order(self, per_shard: list[np.ndarray]) -> np.ndarray:
+        """Arrays whose first axis is each shard's runs, joined in the group's order of runs."""
+        order = np.concatenate([shard.positions for shard in self.shards])
+        return np.concatenate(per_shard)[np.argsort(order)]
+
     def train_updates(self, start: int, stop: int) -> None:
         """Runs updates start … stop - 1 of every run (for tests and `repro bench`; training uses `train_groups`)."""
-        self._each_shard(lambda shard: shard.train(self.programs, start, stop))
+        self._each_shard(lambda shard: shard.train(start, stop))
 
     def evaluate(self) -> np.ndarray:
         """(runs, 5), in the group's order."""
-        found = np.concatenate(self._each_shard(lambda shard: shard.evaluate(self.programs)))
-        order = np.concatenate([shard.positions for shard in self.shards])
-        return found[np.argsort(order)]
+        return self._in_group_order(self._each_shard(Shard.evaluate))
+
+    def histories(self) -> np.ndarray:
+        """(runs, log points, 6), in the group's order, from the shards' histories."""
+        return self._in_group_order([np.stack(shard.history, axis=1) for shard in self.shards])
 
     def state_arrays(self) -> list[np.ndarray]:
-        return [array for shard in self.shards for array in shard_state(shard)]
+        return [array for shard in self.shards for array in shard.state_arrays()]
 
     def restore(self, arrays: list[np.ndarray]) -> None:
         for shard in self.shards:
             count = len(keras.tree.flatten(shard.state))
-            restore_shard(shard, arrays[:count])
+            shard.restore(arrays[:count])
             arrays = arrays[count:]
-
-    def histories(self) -> np.ndarray:
-        """(runs, log points, 6), in the group's order, from the shards' histories."""
-        found = {}
-        for shard in self.shards:
-            stacked = np.stack(shard.history, axis=1)  # (shard's runs, points, 6)
-            found.update(zip(shard.positions, stacked))
-        return np.stack([found[position] for position in range(len(self.runs))])
 
     def weights(self) -> list[list[np.ndarray]]:
         """Every run's trained weights, in the group's order; each shard's stack is copied to the host once."""
@@ -388,17 +396,6 @@ class GroupTrainer:
             if variable.name == "rate":
                 variable.assign(self.runs[run].training.dropout)
         return model
-
-
-def shard_state(shard: Shard) -> list[np.ndarray]:
-    return [np.asarray(ops.convert_to_numpy(a)) for a in keras.tree.flatten(shard.state)]
-
-
-def restore_shard(shard: Shard, arrays: list[np.ndarray]) -> None:
-    leaves = keras.tree.flatten(shard.state)
-    if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
-        raise ValueError("checkpoint does not match this shard's model")
-    shard.state = keras.tree.pack_sequence_as(shard.state, [ops.convert_to_tensor(a) for a in arrays])
 
 
 # --- checkpoints --------------------------------------------------------------
@@ -515,15 +512,15 @@ class _Job:
 
 def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float) -> None:
     """Trains one shard through its log schedule, resuming from and saving its own checkpoint."""
-    shard, programs = job.shard, job.trainer.programs
+    shard = job.shard
     training = job.trainer.runs[shard.positions[0]].training
     schedule = log_schedule(training.updates, training.log_points)
     resumed = load_checkpoint(job.checkpoint, job.fingerprint)
     if resumed is None:
-        shard.history = [np.column_stack([np.zeros(len(shard.positions)), shard.evaluate(programs)])]
+        shard.history = [np.column_stack([np.zeros(len(shard.positions)), shard.evaluate()])]
     else:
         saved, state = resumed
-        restore_shard(shard, state)
+        shard.restore(state)
         shard.history = list(np.swapaxes(saved, 0, 1))
         _report(f"{job.group}: runs {shard.positions} resuming from update {int(shard.history[-1][0, 0])} "
                 f"({job.checkpoint})")
@@ -533,23 +530,19 @@ def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float) -> None
     for previous, target in zip(schedule, schedule[1:]):
         if target <= done:
             continue
-        shard.train(programs, previous, target)
-        shard.history.append(np.column_stack([np.full(len(shard.positions), float(target)), shard.evaluate(programs)]))
+        shard.train(previous, target)
+        shard.history.append(np.column_stack([np.full(len(shard.positions), float(target)), shard.evaluate()]))
         progress.advance((target - previous) * len(shard.positions), float(shard.history[-1][:, 2].mean()),
                          float(shard.history[-1][:, 4].mean()))
         now = time.monotonic()
         # The last state is saved too: a process killed before it writes its groups keeps finished shards.
         if now - last_checkpoint >= checkpoint_seconds or target == schedule[-1]:
-            save_checkpoint(job.checkpoint, job.fingerprint, np.stack(shard.history, axis=1), shard_state(shard))
+            save_checkpoint(job.checkpoint, job.fingerprint, np.stack(shard.history, axis=1), shard.state_arrays())
             last_checkpoint = now
 
 
 def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seconds: float) -> None:
-    """Every job, longest first, on `workers` threads; the first failure cancels what has not started."""
-    if workers == 1:
-        for job in jobs:
-            _train_job(job, progress, checkpoint_seconds)
-        return
+    """Every job, in order, on `workers` threads; the first failure cancels what has not started."""
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(_train_job, job, progress, checkpoint_seconds) for job in jobs]
         finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
