@@ -96,7 +96,7 @@ def train(context: click.Context, name: str, precision: str) -> None:
                 else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
         jobs.append((group.name, runs, data))
     histories = train_module.train_groups(root, jobs, RUNS_DIR / root, CHECKPOINT_DIR, precision,
-                                          config.execution.checkpoint_seconds)
+                                          config.execution.checkpoint_seconds, config.keeps_weights)
     for (_, runs, _), history in zip(jobs, histories):
         for run, run_history in zip(runs, history):
             last = run_history[-1]

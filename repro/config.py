@@ -129,6 +129,7 @@ class SweepConfig:
     seeds: tuple[int, ...]
     interventions: tuple[str, ...]
     members: tuple[str, ...]  # run names, in grid order
+    kept: tuple[str, ...]  # members whose weights are written (`keep_weights`); the others keep a digest
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ class Config:
             return [self.group(name)]
         raise ConfigError(f"no sweep, group or run named {name!r} in params.yaml; sweeps: {', '.join(self.sweeps)}; "
                           f"groups: {', '.join(self.groups)}")
+
+    def keeps_weights(self, run: RunConfig) -> bool:
+        """Whether run `run` writes its weights (a named run always does; a sweep member if `keep_weights` says so)."""
+        return _keeps_weights(run.name, self.sweeps)
 
     def sweep(self, name: str) -> SweepConfig:
         if name not in self.sweeps:
@@ -326,9 +331,9 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
     where = f"sweeps.{name}"
     raw = _mapping(where, raw)
     keys = ("model", "modulus", "operations", "fractions", "seeds", "interventions", "training")
-    unknown = sorted(set(raw) - set(keys))
+    unknown = sorted(set(raw) - {*keys, "keep_weights"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}, keep_weights")
     missing = [k for k in keys if k not in raw]
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
@@ -352,8 +357,30 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
         overrides = {**interventions[intervention], "seed": seed}
         runs[f"{name}/{member}"] = _run(f"{name}/{member}", None, dataset, models[model], overrides, sweep_training,
                                         group, f"{group}/{member}")
-    sweep = SweepConfig(name, model, modulus, operations, fractions, seeds, chosen, tuple(runs))
+    kept = _kept_weights(where, raw.get("keep_weights", "all"), name, runs)
+    sweep = SweepConfig(name, model, modulus, operations, fractions, seeds, chosen, tuple(runs), kept)
     return sweep, runs
+
+
+def _keeps_weights(run: str, sweeps: dict[str, SweepConfig]) -> bool:
+    sweep = run.split("/", 1)[0]
+    return sweep not in sweeps or run in sweeps[sweep].kept
+
+
+def _kept_weights(where: str, value: Any, sweep: str, runs: dict[str, RunConfig]) -> tuple[str, ...]:
+    """`keep_weights`: "all" (the default), "none", or a list of member names (`op-fraction-seed-intervention`)."""
+    if value == "all":
+        return tuple(runs)
+    if value == "none":
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}.keep_weights must be 'all', 'none' or a list of member names, got {value!r}")
+    kept = tuple(f"{sweep}/{member}" for member in _list(f"{where}.keep_weights", value, str))
+    for member, name in zip(value, kept):
+        if name not in runs:
+            raise ConfigError(f"{where}.keep_weights: {member!r} is not a member of the sweep; members are named "
+                              f"operation-fraction-seed-intervention, for example {next(iter(runs)).split('/', 1)[1]}")
+    return kept
 
 
 def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
@@ -374,6 +401,11 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
     if embeddings[0] not in sweeps[_one_of("figures.fractions", raw["fractions"], sweeps, "sweeps")].members:
         raise ConfigError(f"figures.embeddings[0] ({embeddings[0]}) must be a member of the sweep figures.fractions "
                           f"({raw['fractions']}): dvc.yaml's figure_embeddings stage depends on that sweep's folder")
+    for name in embeddings:
+        if not _keeps_weights(name, sweeps):
+            sweep = name.split("/", 1)[0]
+            raise ConfigError(f"figures.embeddings: Figure 3 reads the weights of {name}, which sweeps.{sweep}."
+                              f"keep_weights does not keep; add {name.split('/', 1)[1]!r} to that list")
     return FiguresConfig(
         curves=curves,
         table=_one_of("figures.table", raw["table"], datasets, "datasets"),

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.config import RunConfig
+from repro.config import ConfigError, RunConfig
 
 
 def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
@@ -43,7 +43,10 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     record = run_folder.read(run_dir, run)  # refuses a run trained with other parameters
     num_elements = record["dataset"]["elements"]
     model = models.build(run.model, num_elements, dropout=bool(run.training.dropout))
-    model.load_weights(run_dir / "model.weights.h5")
+    if run_folder.WEIGHTS_DIGEST in record:
+        raise ConfigError(f"{run_dir} holds no weights (its sweep's keep_weights leaves {run.name} out); "
+                          "Figure 3 needs them: add the member to keep_weights and retrain the sweep")
+    model.load_weights(run_dir / run_folder.WEIGHTS)
     kernel = ops.convert_to_numpy(model.get_layer("output").kernel)  # (width, outputs)
     return np.asarray(kernel, dtype=np.float64).T[:num_elements], record
 

@@ -101,12 +101,16 @@ def setting(run: RunConfig) -> dict:
     }
 
 
-RESULT_FILES = (history_csv.FILE, "model.weights.h5", run_folder.RUN_JSON)  # what `repro verify` compares byte for byte
-
-
-def fingerprints(run_dir: Path) -> dict[str, str]:
-    """sha256 of each result file: committed in records/, so a fresh run can be compared."""
-    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in RESULT_FILES}
+def fingerprints(run_dir: Path, record: dict) -> dict[str, str]:
+    """sha256 of each result file (run.json given as `record`): committed in records/, so a fresh run can be compared."""
+    found = {}
+    for name in run_folder.result_files(record):
+        path = run_dir / name
+        if not path.is_file():
+            raise ConfigError(f"missing {path}: the run folder is incomplete; retrain it with "
+                              f"`repro train {record['run']['group']}`")
+        found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
 
 
 def comparable(summary: dict, sha256: dict[str, str]) -> dict:
@@ -149,7 +153,7 @@ def _evaluated(run: RunConfig, run_dir: Path) -> tuple[dict, dict]:
     """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run."""
     record = run_folder.read(run_dir, run)
     summary = summarize(history_csv.read(run_dir / history_csv.FILE, run))
-    return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir),
+    return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir, record),
                      "made_on": run_folder.made_on(run_dir, record)}
 
 

@@ -1,24 +1,49 @@
 """A trained run's folder, runs/<run>/: the one module that writes and reads its run.json and provenance.json.
 
     history.csv        history_csv.py
-    model.weights.h5   Keras (`save_weights` / `load_weights`)
+    model.weights.h5   Keras (`save_weights` / `load_weights`), where the run's weights are kept
     run.json           what determines the results: parameters and their fingerprint, seeds, dataset counts,
-                       group, backend, precision, versions (train.record builds it)
+                       group, backend, precision, versions (train.record builds it); for a run whose
+                       weights are not kept, their SHA-256 (`weights_digest`)
     provenance.json    the machine and environment that made them (provenance.environment)
 
 run.json is the same wherever the run is reproduced on the same backend; provenance.json is not, so
 `repro verify` hashes run.json and leaves provenance.json out.
+
+Weights are kept unless a sweep's `keep_weights` says otherwise (config.py): at the paper scale
+983 transformers' weights would be 1.7 GB, more than a lent GPU machine can send back. The digest in
+run.json still pins those weights bit for bit, so `repro verify` loses nothing by their absence.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-from repro import files
+import numpy as np
+
+from repro import files, history_csv
 from repro.config import ConfigError, RunConfig
 
-RUN_JSON, PROVENANCE_JSON = "run.json", "provenance.json"
+RUN_JSON, PROVENANCE_JSON, WEIGHTS = "run.json", "provenance.json", "model.weights.h5"
+WEIGHTS_DIGEST = "weights_sha256"  # run.json's key for the digest of weights that were not kept
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """SHA-256 of a run's trained weights: each array's shape, then its float32 bytes, in the model's order."""
+    digest = hashlib.sha256()
+    for array in weights:
+        array = np.ascontiguousarray(array, dtype="<f4")
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def result_files(record: dict) -> tuple[str, ...]:
+    """The files that hold a run's results (run.json given as `record`): what `repro verify` compares."""
+    kept = () if WEIGHTS_DIGEST in record else (WEIGHTS,)
+    return (history_csv.FILE, *kept, RUN_JSON)
 
 
 def write(run_dir: Path, record: dict, provenance: dict) -> None:

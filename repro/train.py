@@ -23,8 +23,9 @@ training set) are padded to the shard's widest with zero weight.
 
 Outputs of each run (written together with every group of the process, atomically):
     history.csv        update, losses, accuracies, global weight norm
-    model.weights.h5   the final weights (Keras format)
-    run.json           parameters, seeds, dataset counts, group, backend and versions
+    model.weights.h5   the final weights (Keras format), unless the sweep's keep_weights leaves the run out
+    run.json           parameters, seeds, dataset counts, group, backend and versions (and the weights'
+                       SHA-256 where they are not kept)
     provenance.json    the machine and environment that made them
 """
 
@@ -39,6 +40,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -428,9 +430,13 @@ def load_checkpoint(path: Path, fingerprint: str):
         return None
 
 
-def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int) -> dict:
-    """run.json: what determines the results; identical wherever they are reproduced on the same backend."""
+def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int, weights_digest: str | None) -> dict:
+    """run.json: what determines the results; identical wherever they are reproduced on the same backend.
+
+    `weights_digest`: the trained weights' SHA-256 where the weights themselves are not written.
+    """
     model = trainer.model
+    digest = {} if weights_digest is None else {run_folder.WEIGHTS_DIGEST: weights_digest}
     return {
         "run": run.to_dict(),
         "fingerprint": run.fingerprint(),
@@ -450,6 +456,7 @@ def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int) 
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
                      **backend.versions()},
         "platform": {"system": platform.system(), "machine": platform.machine()},
+        **digest,
     }
 
 
@@ -554,14 +561,16 @@ def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seco
 
 
 def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Dataset]]], out_dir: Path,
-                 checkpoint_dir: Path, precision: str = "fp32", checkpoint_seconds: float = 60.0) -> list[np.ndarray]:
+                 checkpoint_dir: Path, precision: str = "fp32", checkpoint_seconds: float = 60.0,
+                 keeps_weights: Callable[[RunConfig], bool] = lambda run: True) -> list[np.ndarray]:
     """Trains `groups` (name, runs, datasets) in one process, resuming each shard from its checkpoint.
 
     `name` is a sweep, a group or a run; every run's folder is written under
     `out_dir` at its path relative to `name`, all at once when every group is
     done. Groups of one model and table size share compiled programs, and on a
-    CPU the two threads take shards of any group, the longest first.
-    Returns each group's histories, (runs, log points, 6).
+    CPU the two threads take shards of any group, the longest first. A run
+    for which `keeps_weights` is false gets its weights' digest instead of the
+    weights (Config.keeps_weights). Returns each group's histories, (runs, log points, 6).
     """
     programs = Programs()
     trainers = [GroupTrainer(runs, data, precision, programs) for _, runs, data in groups]
@@ -586,8 +595,12 @@ def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Datase
                 run_dir = tmp / Path(run.directory).relative_to(name)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 (run_dir / history_csv.FILE).write_text(history_csv.text(history[index]), encoding="utf-8")
-                trainer.model_with(index, weights[index]).save_weights(run_dir / "model.weights.h5")
-                run_folder.write(run_dir, record(run, dataset, trainer, index),
+                digest = None
+                if keeps_weights(run):
+                    trainer.model_with(index, weights[index]).save_weights(run_dir / run_folder.WEIGHTS)
+                else:
+                    digest = run_folder.weights_digest(weights[index])
+                run_folder.write(run_dir, record(run, dataset, trainer, index, digest),
                                  {**environment, "parameters_hash": run.fingerprint()})
     for job in jobs:
         job.checkpoint.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import evaluate, history_csv
+from repro import evaluate, history_csv, run_folder
 from repro.config import Config, ConfigError
 from repro.files import RECORDS_DIR
 
@@ -67,7 +67,8 @@ def _difference(kind: str, old, new) -> float:
 
 
 def compare(name: str, old: dict, new: dict) -> Outcome:
-    files = [f for f in evaluate.RESULT_FILES if old["sha256"].get(f) != new["sha256"][f]]
+    names = dict.fromkeys([*old["sha256"], *new["sha256"]])  # the weights' file is absent where they are not kept
+    files = [f for f in names if old["sha256"].get(f) != new["sha256"].get(f)]
     if not files:
         return Outcome(name, IDENTICAL)
     differences = {}
@@ -95,7 +96,7 @@ def fresh(config: Config, params: Path, name: str, scratch: Path, trained: set[s
         trained.add(group.name)
     run_dir = scratch / "runs" / run.directory
     summary = evaluate.summarize(history_csv.read(run_dir / history_csv.FILE, run))
-    return evaluate.comparable(summary, evaluate.fingerprints(run_dir))
+    return evaluate.comparable(summary, evaluate.fingerprints(run_dir, run_folder.read(run_dir, run)))
 
 
 def verify(config: Config, params: Path, names: list[str]):

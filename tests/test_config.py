@@ -66,6 +66,12 @@ def _broken(edit):
     (lambda r: r["sweeps"]["grid"].update(fractions=[1.5]), r"strictly between 0 and 1"),
     (lambda r: r["sweeps"]["grid"].pop("seeds"), r"missing required key\(s\) seeds"),
     (lambda r: r["figures"].update(embeddings=["tiny", "grid/add-0.5-0-adamw", "grid/add-0.8-0-adamw"]), r"must name an S5 run"),
+    (lambda r: r["sweeps"]["grid"].update(keep_weights="some"), r"keep_weights must be 'all', 'none' or a list"),
+    (lambda r: r["sweeps"]["grid"].update(keep_weights=["add-0.6-0-adamw"]),
+     r"'add-0.6-0-adamw' is not a member of the sweep; .* for example s5_mul-0.5-0-adamw"),
+    (lambda r: r["sweeps"]["grid"].update(keep_weights="none"),
+     r"Figure 3 reads the weights of grid/s5_mul-0.8-0-adamw, which sweeps.grid.keep_weights does not keep; "
+     r"add 's5_mul-0.8-0-adamw'"),
 ])
 def test_mistakes_are_named_with_their_key(edit, message):
     with pytest.raises(ConfigError, match=message):
@@ -80,6 +86,21 @@ def test_sweeps_expand_into_named_runs():
     assert (run.dataset.operation, run.dataset.train_fraction, run.dataset.modulus) == ("add", 0.8, 23)
     assert run.training.weight_decay == 0.0 and run.training.updates == 100  # intervention over sweep over defaults
     assert cfg.run("grid/add-0.8-0-adamw").training.weight_decay == 1.0
+
+
+def test_a_sweep_keeps_the_weights_it_lists():
+    """All by default (the laptop scale); the paper scale keeps Figure 3's S5 run's and named runs' alone."""
+    cfg = config.parse(tiny_params())
+    assert all(cfg.keeps_weights(run) for run in cfg.runs.values())
+    raw = tiny_params()
+    raw["sweeps"]["grid"]["keep_weights"] = ["s5_mul-0.8-0-adamw", "add-0.5-0-adamw"]
+    cfg = config.parse(raw)
+    assert {name for name, run in cfg.runs.items() if cfg.keeps_weights(run)} == {
+        "tiny", "grid/s5_mul-0.8-0-adamw", "grid/add-0.5-0-adamw"}
+    paper = config.load(REPO / "paper" / "params.yaml")
+    kept = {name for name, run in paper.runs.items() if paper.keeps_weights(run)}
+    assert kept == {*(n for n in paper.runs if "/" not in n), *paper.figures.embeddings}
+    assert len(kept) == 6 and len(paper.runs) == 983
 
 
 def test_unparsable_yaml_is_reported(tmp_path):

@@ -175,6 +175,32 @@ def test_a_sweep_trains_in_one_process_with_programs_shared_across_groups(tmp_pa
     assert len({id(s.program) for t in trainers for s in t.shards}) == 2  # one per table size: S5, x + y mod 23
 
 
+def test_a_run_whose_weights_are_not_kept_records_their_digest(tmp_path):
+    """keep_weights (the paper scale's, for weights too many to bring back): the digest pins the same bytes."""
+    from repro import embeddings, models, run_folder
+
+    cfg = config.parse(tiny_params())
+    group = cfg.group("grid/add-adamw")
+    jobs = [(group.name, [cfg.runs[m] for m in group.members], [datasets.make(cfg.runs[m].dataset) for m in group.members])]
+    kept, dropped = "grid/add-0.5-0-adamw", "grid/add-0.8-0-adamw"
+    train.train_groups(group.name, jobs, tmp_path / "some", tmp_path / "ckpt", checkpoint_seconds=0,
+                       keeps_weights=lambda run: run.name == kept)
+    train.train_groups(group.name, jobs, tmp_path / "all", tmp_path / "ckpt", checkpoint_seconds=0)
+    some, every = tmp_path / "some" / dropped.split("/")[1], tmp_path / "all" / dropped.split("/")[1]
+    assert (tmp_path / "some" / kept.split("/")[1] / run_folder.WEIGHTS).is_file()
+    assert not (some / run_folder.WEIGHTS).exists()
+    record = run_folder.read(some, cfg.runs[dropped])
+    model = models.build(cfg.runs[dropped].model, 23)
+    model.load_weights(every / run_folder.WEIGHTS)
+    assert record[run_folder.WEIGHTS_DIGEST] == run_folder.weights_digest([np.asarray(v) for v in model.trainable_variables])
+    assert record[run_folder.WEIGHTS_DIGEST] != run_folder.weights_digest([np.asarray(v) * 0 for v in model.trainable_variables])
+    assert (some / "history.csv").read_bytes() == (every / "history.csv").read_bytes()
+    assert set(evaluate.fingerprints(some, record)) == {"history.csv", "run.json"}
+    assert set(evaluate.fingerprints(every, run_folder.read(every, cfg.runs[dropped]))) == set(OUTPUTS)
+    with pytest.raises(config.ConfigError, match="holds no weights .* add the member to keep_weights"):
+        embeddings.load_output_rows(some, cfg.runs[dropped])
+
+
 def test_two_processes_give_byte_identical_outputs(tmp_path):
     outputs = []
     for name in ("first", "second"):

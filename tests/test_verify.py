@@ -79,3 +79,17 @@ def test_evaluate_refuses_a_run_trained_with_other_parameters(workdir):
     assert result.returncode == 1 and "trained with other parameters" in result.stderr
     assert "repro train tiny" in result.stderr
     assert not (workdir / "metrics").exists() and not (workdir / "records").exists()
+
+
+def test_a_run_without_its_weights_file_compares_on_the_files_it_has():
+    """A sweep member whose weights are not kept has no weights file on either side: its run.json holds their digest."""
+    from repro import verify
+
+    numbers = {"updates_to_99_train": 10, "updates_to_99_val": 20, "best_val_accuracy": 1.0,
+               "final_train_accuracy": 1.0, "final_val_accuracy": 1.0}
+    digest_only = {"history.csv": "a", "run.json": "b"}
+    assert verify.compare("x", {**numbers, "sha256": digest_only}, {**numbers, "sha256": dict(digest_only)}).verdict \
+        == verify.IDENTICAL
+    kept = {**digest_only, "model.weights.h5": "c"}
+    outcome = verify.compare("x", {**numbers, "sha256": kept}, {**numbers, "sha256": {**digest_only, "run.json": "d"}})
+    assert outcome.verdict == verify.WITHIN and sorted(outcome.files) == ["model.weights.h5", "run.json"]
