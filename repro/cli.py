@@ -350,6 +350,45 @@ def groups(context: click.Context) -> None:
 
 
 @main.command()
+@click.option("--stages", "stages_only", is_flag=True,
+              help="Print only the DVC stages whose groups are all trained, one a line (for `dvc commit -f`).")
+@click.pass_context
+@_clear_errors
+def trained(context: click.Context, stages_only: bool) -> None:
+    """Says which DVC training stages runs/ holds whole, in part, or not at all.
+
+    For results trained elsewhere (`paper/device.sh unpack`): a stage whose
+    groups are all here, each run made with params.yaml's parameters, can be
+    recorded in DVC with `dvc commit -f STAGE` instead of being trained again.
+    """
+    from repro import run_folder
+
+    config = _config(context)
+    stages = {**{f"train@{name}": [config.group(name)] for name, run in config.runs.items() if run.group == name},
+              **{f"train_sweep@{name}": config.trained_by(name) for name in config.sweeps}}
+    def made(name: str) -> bool:  # a finished run made with params.yaml's parameters
+        try:
+            run_folder.read(RUNS_DIR / config.runs[name].directory, config.runs[name])
+        except ConfigError:
+            return False
+        return True
+
+    complete = []
+    for stage, groups in stages.items():
+        done = [g.name for g in groups if all(made(m) for m in g.members)]
+        if len(done) == len(groups):
+            complete.append(stage)
+        if not stages_only:
+            state = ("complete" if len(done) == len(groups) else "not trained" if not done else
+                     f"partial, {len(done)} of {len(groups)} groups: {', '.join(done)}")
+            click.echo(f"{stage}: {state}")
+    if stages_only:
+        click.echo("\n".join(complete))
+    elif complete:
+        click.echo(f"record the complete ones in DVC, in this folder: dvc commit -f {' '.join(complete)}")
+
+
+@main.command()
 @_clear_errors
 def pipeline() -> None:
     """Rewrites paper/dvc.yaml from dvc.yaml (run in the repository's root after editing dvc.yaml)."""

@@ -57,6 +57,8 @@ def git() -> dict:
         dirty = bool(run("status", "--porcelain", "--untracked-files=no")) if commit else None
     except OSError:  # no git at all, e.g. in a container
         commit, dirty = None, None
+    if commit is None and os.environ.get("REPRO_GIT_COMMIT"):  # a copy without .git, e.g. on a lent GPU machine
+        commit = f"{os.environ['REPRO_GIT_COMMIT']} (given by REPRO_GIT_COMMIT: no git repository here)"
     return {"commit": commit or "unknown (no git repository)", "uncommitted_changes": dirty}
 
 

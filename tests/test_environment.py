@@ -102,3 +102,17 @@ def test_the_installed_packages_are_exactly_the_locked_ones():
     wrong = {name: (version, installed.get(name.lower().replace(".", "-")))
              for name, version in pins.items() if installed.get(name.lower().replace(".", "-")) != version}
     assert not wrong, f"installed versions differ from requirements.lock (run ./setup.sh): {wrong}"
+
+
+def test_provenance_names_the_commit_in_a_git_checkout_or_as_given_without_one(tmp_path, monkeypatch):
+    """A copy without .git (a lent GPU machine, a container) records REPRO_GIT_COMMIT, or says it has no commit."""
+    from repro import provenance
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("REPRO_GIT_COMMIT", "abc123")
+    assert len(provenance.git()["commit"]) == 40  # git's own answer wins where there is a repository
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert provenance.git()["commit"] == "abc123 (given by REPRO_GIT_COMMIT: no git repository here)"
+    monkeypatch.delenv("REPRO_GIT_COMMIT")
+    assert provenance.git()["commit"] == "unknown (no git repository)"

@@ -1,9 +1,14 @@
 """The paper scale: its own parameters and pipeline under paper/, never started by the laptop's `dvc repro`."""
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, repro, tiny_params
 from repro import bench, claims, config, pipelines
 
 
@@ -72,4 +77,56 @@ def test_groups_are_listed_in_the_order_of_the_figures(paper):
     assert listed[:4] == ["s5_fractions/s5_mul-adamw", "div_adam_0", "div_adam_1", "div_adam_2"]
     assert listed.index("add_no_decay") < listed.index("operations/add-adamw") < listed.index(
         "s5_interventions/s5_mul-adamw")
-    assert "repro\" groups" in (REPO / "paper/run-gpu.sh").read_text()
+    assert '"${repro[@]}" groups' in (REPO / "paper/run-gpu.sh").read_text()
+
+
+def _scale_folder(root, raw):
+    """A repository of the scripts, the code and a params.yaml `raw` under paper/, as the device machine gets it."""
+    (root / "paper").mkdir(parents=True)
+    for script in ("device.sh", "run-gpu.sh"):
+        shutil.copy(REPO / "paper" / script, root / "paper" / script)
+    (root / "repro").symlink_to(REPO / "repro")
+    (root / "paper/params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return root
+
+
+def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
+    """paper/device.sh: start and collect there (here on a CPU, jax backend), unpack here; the same bytes arrive."""
+    raw = tiny_params()
+    raw["sweeps"]["grid"]["keep_weights"] = ["s5_mul-0.8-0-adamw", "add-0.5-0-adamw"]  # Figure 3's two members
+    there, here = _scale_folder(tmp_path / "there", raw), _scale_folder(tmp_path / "here", raw)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the machine's python3: ours
+    (bin_dir / "python3").chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+           "DEVICE_STATE": str(tmp_path / "state"), "DEVICE_ALLOW_CPU": "1"}
+
+    def device(*args, cwd=there):
+        result = subprocess.run(["bash", "paper/device.sh", *args], cwd=cwd, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    assert "training started" in device("start")
+    assert "packed 5 finished group(s)" in device("collect", "600")  # waits for the end: 4 groups of grid, tiny
+    log = (out / "train.log").read_text()
+    assert "every group is trained" in log and log.index("grid/s5_mul-adamw") < log.index("training tiny")
+    assert (out / "env.txt").read_text().count("backend: jax") == 1
+    archives = sorted(str(p) for p in out.glob("runs-*.tar.gz"))
+    assert len(archives) == 1 and "packed 0 finished group(s)" in device("collect", "1")  # nothing twice
+
+    listed = device("unpack", *archives, cwd=here)
+    assert "train@tiny: complete" in listed and "train_sweep@grid: complete" in listed
+    assert "dvc commit -f train@tiny train_sweep@grid" in listed
+    files = sorted(p.relative_to(there) for p in (there / "paper/runs").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(here) for p in (here / "paper/runs").rglob("*") if p.is_file())
+    assert all((there / f).read_bytes() == (here / f).read_bytes() for f in files)
+    weights = {f.parent.name for f in files if f.name == "model.weights.h5"}
+    assert weights == {"tiny", "s5_mul-0.8-0-adamw", "add-0.5-0-adamw"}
+
+    shutil.rmtree(here / "paper/runs/grid/add-adamw")
+    partial = repro("trained", cwd=here / "paper").stdout
+    assert "train_sweep@grid: partial, 3 of 4 groups" in partial and "add-adamw" not in partial
+    assert repro("trained", "--stages", cwd=here / "paper").stdout.split() == ["train@tiny"]

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The paper scale on a lent GPU machine that has JAX with CUDA on its python3 but no Keras, no DVC and no
+# network, runs one command at a time for at most 10 minutes, sends back at most 8 files of 16 MiB from $OUT,
+# and is given back 30 s after a call (README, "The paper scale", for the whole round trip).
+#
+#   here:    paper/device.sh wheels              Keras and the two packages it needs that such a machine lacks,
+#                                                hash-checked against requirements-gpu.lock, into .whl/
+#   there:   paper/device.sh start               installs .whl/ into /tmp/site, checks the GPU, writes
+#                                                $OUT/env.txt, starts paper/run-gpu.sh in the background
+#                                                (REPRO_GIT_COMMIT=<commit> names the commit where the copy
+#                                                sent there has no .git)
+#   there:   paper/device.sh collect SECONDS     waits up to SECONDS (or until training ends), then packs
+#                                                the groups finished since the last collect into $OUT
+#   here:    paper/device.sh unpack FILE...      unpacks them into paper/runs/ and names the DVC stages
+#                                                they complete
+#
+# Training runs on between calls (setsid), so a call only waits and packs: call again at once, before the
+# machine is given back. State lives in /tmp on that machine; a fresh machine starts from nothing.
+# DEVICE_ALLOW_CPU=1 lets `start` run without a GPU (the tests rehearse the round trip on a CPU).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+state=${DEVICE_STATE:-/tmp/paper-device}
+site=$state/site
+gpu_lock="$root/requirements-gpu.lock"
+carried=(keras namex optree)  # what Keras needs beyond the machine's own packages (numpy, h5py, ml-dtypes, rich, absl-py)
+
+die() { echo "device.sh: $*" >&2; exit 1; }
+
+# The lock's entry (the pin and its hashes) for each carried package.
+pins() {
+    for name in "${carried[@]}"; do
+        awk -v name="$name" '$0 ~ "^"name"==" {on=1} on && /^[a-z]/ && $0 !~ "^"name"==" {exit} on' "$gpu_lock"
+    done
+}
+
+wheels() {
+    local requirements
+    requirements=$(mktemp)
+    pins | grep -v '^ *#' > "$requirements"
+    mkdir -p "$root/.whl"
+    python3 -m pip download --quiet --no-deps --require-hashes --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$root/.whl" -r "$requirements"
+    rm -f "$requirements"
+    ls -l "$root/.whl"
+    echo "device.sh: carry .whl in each call that runs \`paper/device.sh start\`"
+}
+
+environment() {
+    export PYTHONPATH="$site:$root" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+}
+
+start() {
+    mkdir -p "$state"
+    if [ -d "$root/.whl" ] && compgen -G "$root/.whl/*.whl" > /dev/null; then
+        python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
+            "$root"/.whl/*.whl
+    fi
+    environment
+    python3 -c 'import keras; assert keras.__version__ == "3.15.1", keras.__version__' \
+        || die "Keras 3.15.1 is not importable: run \`paper/device.sh wheels\` here and carry .whl"
+    if [ -z "${DEVICE_ALLOW_CPU:-}" ]; then
+        python3 -c 'import jax, sys; sys.exit(jax.devices()[0].platform != "gpu")' \
+            || die "JAX sees no GPU ($(python3 -c 'import jax; print(jax.devices())' 2>&1 | tail -1))"
+    fi
+    if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2> /dev/null; then
+        die "training is already running (pid $(cat "$state/pid")); use \`paper/device.sh collect SECONDS\`"
+    fi
+    if ! git -C "$root" rev-parse HEAD > /dev/null 2>&1 && [ -z "${REPRO_GIT_COMMIT:-}" ]; then
+        echo "device.sh: no git repository here: each run's provenance.json will name no commit" \
+             "(set REPRO_GIT_COMMIT=<the commit sent> to record it)" >&2
+    fi
+    python3 -m repro env > "${OUT:-$state}/env.txt"
+    rm -f "$state/rc"
+    # A session of its own, so that the training outlives this call; its exit status is kept for `collect`.
+    REPRO="python3 -m repro" setsid nohup bash -c \
+        '"$1/paper/run-gpu.sh"; echo $? > "$2/rc"' _ "$root" "$state" > "$state/train.log" 2>&1 < /dev/null &
+    echo $! > "$state/pid"
+    echo "device.sh: training started (pid $(cat "$state/pid"), log $state/train.log)"
+}
+
+running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2> /dev/null; }
+
+collect() {
+    local seconds=${1:?collect needs SECONDS, the longest it may wait}
+    [ -f "$state/pid" ] || die "nothing was started on this machine (a fresh one?): run \`paper/device.sh start\`"
+    local deadline=$((SECONDS + seconds))
+    while running && [ "$SECONDS" -lt "$deadline" ]; do sleep 5; done
+    environment
+    touch "$state/packed"
+    local fresh=() groups
+    groups=$(cd "$root/paper" && python3 -m repro groups)  # in the order of the figures
+    for group in $groups; do  # a group's folder appears whole when the group is finished
+        if [ -d "$root/paper/runs/$group" ] && ! grep -qxF "$group" "$state/packed"; then fresh+=("$group"); fi
+    done
+    local out=${OUT:?collect writes into \$OUT}
+    if [ "${#fresh[@]}" -gt 0 ]; then
+        local archive
+        archive="$out/runs-$(date -u +%Y%m%dT%H%M%S).tar.gz"
+        tar -czf "$archive" -C "$root/paper" "${fresh[@]/#/runs/}"
+        if [ "$(stat -c %s "$archive")" -gt $((15 * 1024 * 1024)) ]; then  # the tool sends back 16 MiB a file
+            split -b 15M -d "$archive" "$archive.part-"
+            rm "$archive"
+        fi
+        printf '%s\n' "${fresh[@]}" >> "$state/packed"
+    fi
+    tail -c 1000000 "$state/train.log" > "$out/train.log"
+    echo "device.sh: packed ${#fresh[@]} finished group(s): ${fresh[*]:-none}"
+    if running; then
+        echo "device.sh: still training: call \`paper/device.sh collect SECONDS\` again now"
+    else
+        echo "device.sh: training ended with exit status $(cat "$state/rc" 2> /dev/null || echo unknown)"
+    fi
+}
+
+unpack() {
+    [ "$#" -gt 0 ] || die "unpack needs the files that collect wrote (runs-*.tar.gz, or its .part-NN pieces)"
+    local archive
+    for archive in "$@"; do
+        case "$archive" in
+            *.part-00) cat "${archive%.part-00}".part-* | tar -xz -C "$root/paper" runs ;;
+            *.part-*) ;;  # read with its .part-00
+            *.tar.gz) tar -xzf "$archive" -C "$root/paper" runs ;;
+            *) die "$archive is not a runs-*.tar.gz from \`paper/device.sh collect\`" ;;
+        esac
+    done
+    cd "$root/paper"
+    PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m repro trained
+}
+
+command=${1:-}
+shift || true
+case "$command" in
+    wheels|start|collect|unpack) "$command" "$@" ;;
+    *) die "usage: paper/device.sh wheels | start | collect SECONDS | unpack FILE..." ;;
+esac
