@@ -11,8 +11,9 @@
 #                                                sent there has no .git)
 #   there:   paper/device.sh collect SECONDS     waits up to SECONDS (or until training ends), then packs
 #                                                the groups finished since the last collect into $OUT
-#   here:    paper/device.sh unpack FILE...      unpacks them into paper/runs/ and names the DVC stages
-#                                                they complete
+#   here:    paper/device.sh unpack FILE...      unpacks them into paper/runs/, makes the tables here and
+#                                                checks them against those made there, and names the DVC
+#                                                stages they complete
 #
 # Training runs on between calls (setsid), so a call only waits and packs: call again at once, before the
 # machine is given back. State lives in /tmp on that machine; a fresh machine starts from nothing.
@@ -97,7 +98,8 @@ collect() {
     if [ "${#fresh[@]}" -gt 0 ]; then
         local archive
         archive="$out/runs-$(date -u +%Y%m%dT%H%M%S).tar.gz"
-        tar -czf "$archive" -C "$root/paper" "${fresh[@]/#/runs/}"
+        # The tables too, so that `unpack` can check that this machine made the ones made where it unpacks.
+        tar -czf "$archive" -C "$root/paper" data "${fresh[@]/#/runs/}"
         if [ "$(stat -c %s "$archive")" -gt $((15 * 1024 * 1024)) ]; then  # the tool sends back 16 MiB a file
             split -b 15M -d "$archive" "$archive.part-"
             rm "$archive"
@@ -116,16 +118,27 @@ collect() {
 unpack() {
     [ "$#" -gt 0 ] || die "unpack needs the files that collect wrote (runs-*.tar.gz, or its .part-NN pieces)"
     local archive
+    there=$(mktemp -d)  # global: the EXIT trap runs after this function has returned
+    trap 'rm -rf "$there"' EXIT
     for archive in "$@"; do
         case "$archive" in
-            *.part-00) cat "${archive%.part-00}".part-* | tar -xz -C "$root/paper" runs ;;
-            *.part-*) ;;  # read with its .part-00
-            *.tar.gz) tar -xzf "$archive" -C "$root/paper" runs ;;
+            *.part-00) cat "${archive%.part-00}".part-* > "$there/whole.tar.gz"; archive=$there/whole.tar.gz ;;
+            *.part-*) continue ;;  # read with its .part-00
+            *.tar.gz) ;;
             *) die "$archive is not a runs-*.tar.gz from \`paper/device.sh collect\`" ;;
         esac
+        tar -xzf "$archive" -C "$root/paper" runs
+        rm -rf "$there/data"
+        tar -xzf "$archive" -C "$there" data
     done
     cd "$root/paper"
-    PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -m repro trained
+    local repro=("${PYTHON:-python3}" -m repro)
+    export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+    "${repro[@]}" generate > /dev/null  # the tables the runs' DVC stages depend on
+    diff -r "$there/data" data > /dev/null \
+        || die "the operation tables made there differ from those made here (diff -r them); the runs are unpacked" \
+               "but were trained on other tables: compare numpy versions in their provenance.json"
+    "${repro[@]}" trained
 }
 
 command=${1:-}

@@ -385,7 +385,8 @@ def trained(context: click.Context, stages_only: bool) -> None:
     if stages_only:
         click.echo("\n".join(complete))
     elif complete:
-        click.echo(f"record the complete ones in DVC, in this folder: dvc commit -f {' '.join(complete)}")
+        # The tables are a dependency of every training stage: recorded with them (`repro generate` makes them).
+        click.echo(f"record the complete ones in DVC, in this folder: dvc commit -f generate {' '.join(complete)}")
 
 
 @main.command()

@@ -4,11 +4,12 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, repro, tiny_params
+from conftest import REPO
 from repro import bench, claims, config, pipelines
 
 
@@ -80,53 +81,85 @@ def test_groups_are_listed_in_the_order_of_the_figures(paper):
     assert '"${repro[@]}" groups' in (REPO / "paper/run-gpu.sh").read_text()
 
 
-def _scale_folder(root, raw):
-    """A repository of the scripts, the code and a params.yaml `raw` under paper/, as the device machine gets it."""
-    (root / "paper").mkdir(parents=True)
-    for script in ("device.sh", "run-gpu.sh"):
-        shutil.copy(REPO / "paper" / script, root / "paper" / script)
-    (root / "repro").symlink_to(REPO / "repro")
-    (root / "paper/params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return root
+def tiny_paper_params() -> dict:
+    """paper/params.yaml with its names, shape and keep_weights kept, and every budget and grid cut to seconds."""
+    params = yaml.safe_load((REPO / "paper/params.yaml").read_text())
+    params["scale"] = "paper-tiny"
+    for dataset in params["datasets"].values():
+        dataset["modulus"] = 23
+    params["models"]["transformer"].update(layers=1, width=32, heads=2, feedforward=64)
+    params["training"].update(updates=60, log_points=8)
+    for run in params["runs"].values():
+        run.update(updates=60, log_points=8)
+    for name, fraction in (("s5_fractions", 0.5), ("s5_interventions", 0.8), ("operations", 0.5)):
+        params["sweeps"][name].update(modulus=23, fractions=[fraction], seeds=[0])
+    params["sweeps"]["s5_interventions"]["interventions"] = ["adamw", "minibatch_adam"]
+    params["sweeps"]["operations"]["operations"] = ["add", "s5_mul"]
+    return params
+
+
+def _run(*command, cwd, env=None):
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
 
 
 def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
-    """paper/device.sh: start and collect there (here on a CPU, jax backend), unpack here; the same bytes arrive."""
-    raw = tiny_params()
-    raw["sweeps"]["grid"]["keep_weights"] = ["s5_mul-0.8-0-adamw", "add-0.5-0-adamw"]  # Figure 3's two members
-    there, here = _scale_folder(tmp_path / "there", raw), _scale_folder(tmp_path / "here", raw)
+    """paper/device.sh there (here on a CPU, jax backend), then unpack, `dvc commit` and `dvc repro` here.
+
+    The same bytes arrive, DVC trains nothing, and the paper pipeline ends up clean, claims report included.
+    """
+    raw = tiny_paper_params()
+    there, here = tmp_path / "there", tmp_path / "here"
+    for root in (there, here):
+        (root / "paper").mkdir(parents=True)
+        for name in ("device.sh", "run-gpu.sh", "dvc.yaml", ".gitignore"):
+            shutil.copy(REPO / "paper" / name, root / "paper" / name)
+        (root / "paper/params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    (there / "repro").symlink_to(REPO / "repro")  # no .git there, as on a lent machine
+    shutil.copytree(REPO / "repro", here / "repro", ignore=shutil.ignore_patterns("__pycache__"))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the machine's python3: ours
     (bin_dir / "python3").chmod(0o755)
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
-           "DEVICE_STATE": str(tmp_path / "state"), "DEVICE_ALLOW_CPU": "1"}
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out),
+           "DEVICE_STATE": str(tmp_path / "state"), "DEVICE_ALLOW_CPU": "1", "REPRO_GIT_COMMIT": "abc123",
+           "GIT_CEILING_DIRECTORIES": str(tmp_path)}
 
-    def device(*args, cwd=there):
-        result = subprocess.run(["bash", "paper/device.sh", *args], cwd=cwd, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    assert "training started" in device("start")
-    assert "packed 5 finished group(s)" in device("collect", "600")  # waits for the end: 4 groups of grid, tiny
+    assert "training started" in _run("bash", "paper/device.sh", "start", cwd=there, env=env)
+    groups = len(config.load(there / "paper/params.yaml").groups)
+    packed = _run("bash", "paper/device.sh", "collect", "900", cwd=there, env=env)  # waits for the end
+    assert f"packed {groups} finished group(s): s5_fractions/s5_mul-adamw div_adam_0" in packed
     log = (out / "train.log").read_text()
-    assert "every group is trained" in log and log.index("grid/s5_mul-adamw") < log.index("training tiny")
-    assert (out / "env.txt").read_text().count("backend: jax") == 1
-    archives = sorted(str(p) for p in out.glob("runs-*.tar.gz"))
-    assert len(archives) == 1 and "packed 0 finished group(s)" in device("collect", "1")  # nothing twice
+    assert "every group is trained" in log and "backend: jax" in (out / "env.txt").read_text()
+    assert "abc123 (given by REPRO_GIT_COMMIT" in (there / "paper/runs/add_decay/provenance.json").read_text()
+    archives = [str(p) for p in out.glob("runs-*.tar.gz")]
+    assert len(archives) == 1 and "packed 0 finished" in _run("bash", "paper/device.sh", "collect", "1",
+                                                              cwd=there, env=env)
 
-    listed = device("unpack", *archives, cwd=here)
-    assert "train@tiny: complete" in listed and "train_sweep@grid: complete" in listed
-    assert "dvc commit -f train@tiny train_sweep@grid" in listed
+    _run("git", "init", "-q", cwd=here)
+    _run("dvc", "init", "-q", cwd=here, env=env)
+    listed = _run("bash", "paper/device.sh", "unpack", *archives, cwd=here, env=env)
+    stages = ["train@div_adam_0", "train@div_adam_1", "train@div_adam_2", "train@add_decay", "train@add_no_decay",
+              "train_sweep@s5_fractions", "train_sweep@s5_interventions", "train_sweep@operations"]
+    assert f"dvc commit -f generate {' '.join(stages)}" in listed
     files = sorted(p.relative_to(there) for p in (there / "paper/runs").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(here) for p in (here / "paper/runs").rglob("*") if p.is_file())
     assert all((there / f).read_bytes() == (here / f).read_bytes() for f in files)
-    weights = {f.parent.name for f in files if f.name == "model.weights.h5"}
-    assert weights == {"tiny", "s5_mul-0.8-0-adamw", "add-0.5-0-adamw"}
+    assert {f.parent.name for f in files if f.name == "model.weights.h5"} == {
+        "div_adam_0", "div_adam_1", "div_adam_2", "add_decay", "add_no_decay", "s5_mul-0.5-0-adamw"}
 
-    shutil.rmtree(here / "paper/runs/grid/add-adamw")
-    partial = repro("trained", cwd=here / "paper").stdout
-    assert "train_sweep@grid: partial, 3 of 4 groups" in partial and "add-adamw" not in partial
-    assert repro("trained", "--stages", cwd=here / "paper").stdout.split() == ["train@tiny"]
+    shutil.rmtree(here / "paper/runs/operations/add-adamw")
+    partial = _run(sys.executable, "-m", "repro", "trained", cwd=here / "paper", env=env)
+    assert "train_sweep@operations: partial, 1 of 2 groups: operations/s5_mul-adamw" in partial
+    assert _run(sys.executable, "-m", "repro", "trained", "--stages", cwd=here / "paper", env=env).split() == \
+        [s for s in stages if s != "train_sweep@operations"]
+    _run("bash", "paper/device.sh", "unpack", *archives, cwd=here, env=env)
+
+    _run("dvc", "commit", "-f", "generate", *stages, cwd=here / "paper", env=env)
+    repro_log = _run("dvc", "repro", cwd=here / "paper", env=env)
+    assert "Running stage 'claims'" in repro_log and "Running stage 'train" not in repro_log  # nothing trained here
+    assert "up to date" in _run("dvc", "status", "dvc.yaml", cwd=here / "paper", env=env)
+    assert "scale `paper-tiny`" in (here / "paper/reports/claims.md").read_text()
