@@ -5,7 +5,9 @@
 #
 #   here:    paper/device.sh wheels              Keras and the two packages it needs that such a machine lacks,
 #                                                hash-checked against requirements-gpu.lock, into .whl/
-#   there:   paper/device.sh start               installs .whl/ into /tmp/site, checks the GPU, writes
+#   there:   paper/device.sh check               before training: $OUT/check.txt, with `repro bench`,
+#                                                determinism across two processes and TF32's effect on a run
+#   there:   paper/device.sh start               installs .whl/ under /tmp, checks the GPU, writes
 #                                                $OUT/env.txt, starts paper/run-gpu.sh in the background
 #                                                (REPRO_GIT_COMMIT=<commit> names the commit where the copy
 #                                                sent there has no .git)
@@ -17,7 +19,7 @@
 #
 # Training runs on between calls (setsid), so a call only waits and packs: call again at once, before the
 # machine is given back. State lives in /tmp on that machine; a fresh machine starts from nothing.
-# DEVICE_ALLOW_CPU=1 lets `start` run without a GPU (the tests rehearse the round trip on a CPU).
+# DEVICE_ALLOW_CPU=1 lets `check` and `start` run without a GPU (the tests rehearse the round trip on a CPU).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state=${DEVICE_STATE:-/tmp/paper-device}
@@ -51,7 +53,8 @@ environment() {
     export PYTHONPATH="$site:$root" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 }
 
-start() {
+install() {
+    # The carried wheels into the state folder, then checks: Keras importable, a GPU for JAX.
     mkdir -p "$state"
     if [ -d "$root/.whl" ] && compgen -G "$root/.whl/*.whl" > /dev/null; then
         python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
@@ -64,6 +67,10 @@ start() {
         python3 -c 'import jax, sys; sys.exit(jax.devices()[0].platform != "gpu")' \
             || die "JAX sees no GPU ($(python3 -c 'import jax; print(jax.devices())' 2>&1 | tail -1))"
     fi
+}
+
+start() {
+    install
     if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2> /dev/null; then
         die "training is already running (pid $(cat "$state/pid")); use \`paper/device.sh collect SECONDS\`"
     fi
@@ -115,6 +122,54 @@ collect() {
     fi
 }
 
+check() {
+    # What issue 10 asks to measure on the GPU itself, before training: `repro bench`, the same bytes from two
+    # processes, and what TF32 changes in a real grokking run (CHECK_RUN, default Figure 3's x + y with decay).
+    install
+    local out=${OUT:?check writes into \$OUT} run=${CHECK_RUN:-add_decay} trial scratch began
+    local report="$out/check.txt"
+    cd "$root/paper"
+    python3 -m repro generate > /dev/null
+    # shellcheck disable=SC2086  # CHECK_BENCH_ARGS is a list of options (the tests shorten the bench)
+    { echo "== repro bench --model transformer ${CHECK_BENCH_ARGS:-}"
+      python3 -m repro bench --model transformer ${CHECK_BENCH_ARGS:-}; } > "$report" 2>&1
+    for trial in fp32-a fp32-b tf32; do
+        scratch="$state/check/$trial"
+        rm -rf "$scratch" && mkdir -p "$scratch" && cp -r params.yaml data "$scratch/"
+        began=$SECONDS
+        (cd "$scratch" && python3 -m repro train "$run" --precision "${trial%%-*}") > "$scratch.log" 2>&1 \
+            || { cat "$scratch.log" >> "$report"; die "training $run ($trial) failed: see $report"; }
+        echo "== $run, $trial: $((SECONDS - began)) s, start-up and compilation included" >> "$report"
+    done
+    python3 - "$state/check" "$run" >> "$report" << 'PYTHON'
+import sys
+from pathlib import Path
+
+from repro import config, evaluate, history_csv
+
+folder, run = Path(sys.argv[1]), config.load("params.yaml").run(sys.argv[2])
+def path(trial, name):
+    return folder / trial / "runs" / run.directory / name
+differ = [n for n in ("history.csv", "model.weights.h5", "run.json")
+          if path("fp32-a", n).read_bytes() != path("fp32-b", n).read_bytes()]
+print("== determinism, fp32 in two processes:", f"differ in {', '.join(differ)}" if differ else "identical bytes")
+histories = {trial: history_csv.read(path(trial, "history.csv"), run) for trial in ("fp32-a", "tf32")}
+for trial, history in histories.items():
+    found = evaluate.summarize(history)
+    print(f"== {trial}: 99% train at update {found['updates_to_99_train']}, 99% validation at "
+          f"{found['updates_to_99_val']}, final validation accuracy {found['final']['val_accuracy']:.4f}")
+gap = (histories["tf32"]["val_accuracy"] - histories["fp32-a"]["val_accuracy"]).abs().max()
+same = path("tf32", "history.csv").read_bytes() == path("fp32-a", "history.csv").read_bytes()
+print(f"== TF32 against fp32: histories {'identical' if same else 'differ'}; largest difference in validation "
+      f"accuracy at a log point {gap:.4f}")
+PYTHON
+    # The fp32 run is that run's result, made as run-gpu.sh makes it (and shown deterministic above): kept.
+    if [ -d "$state/check/fp32-a/runs/$run" ] && [ ! -e "runs/$run" ]; then
+        mkdir -p runs && cp -r "$state/check/fp32-a/runs/$run" "runs/.$run.tmp" && mv "runs/.$run.tmp" "runs/$run"
+    fi
+    cat "$report"
+}
+
 unpack() {
     [ "$#" -gt 0 ] || die "unpack needs the files that collect wrote (runs-*.tar.gz, or its .part-NN pieces)"
     local archive
@@ -144,6 +199,6 @@ unpack() {
 command=${1:-}
 shift || true
 case "$command" in
-    wheels|start|collect|unpack) "$command" "$@" ;;
-    *) die "usage: paper/device.sh wheels | start | collect SECONDS | unpack FILE..." ;;
+    wheels|check|start|collect|unpack) "$command" "$@" ;;
+    *) die "usage: paper/device.sh wheels | check | start | collect SECONDS | unpack FILE..." ;;
 esac

@@ -33,6 +33,27 @@ def tiny_params(**run_overrides) -> dict:
     }
 
 
+def tiny_scale(params_file: Path, scale: str, fractions: dict[str, list[float]]) -> dict:
+    """A real params file with its names and shape kept, and every model, budget and grid cut to seconds.
+
+    `fractions`: each sweep's new fractions (one seed each); the callers cut operations and interventions.
+    """
+    params = yaml.safe_load(params_file.read_text())
+    params["scale"] = scale
+    for dataset in params["datasets"].values():
+        dataset["modulus"] = 23
+    params["models"]["transformer"].update(layers=1, width=32, heads=2, feedforward=64)
+    params["models"]["mlp"]["hidden"] = 32
+    params["training"].update(updates=60, log_points=8)
+    for run in params["runs"].values():
+        run.update(updates=60, log_points=8)
+    for name, grid in fractions.items():
+        sweep = params["sweeps"][name]
+        sweep.update(modulus=23, fractions=grid, seeds=[0])
+        sweep["training"]["updates"] = 60
+    return params
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A scratch working directory holding a tiny params.yaml."""

@@ -10,29 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, tiny_scale
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
 
 def tiny_real_params() -> dict:
     """params.yaml with its names and shape kept, and every budget and grid cut to seconds."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["scale"] = "tiny"
-    for dataset in params["datasets"].values():
-        dataset["modulus"] = 23
-    params["models"]["transformer"].update(layers=1, width=32, heads=2, feedforward=64)
-    params["models"]["mlp"]["hidden"] = 32
-    params["training"].update(updates=60, log_points=8)
-    for run in params["runs"].values():
-        run["updates"] = 60
-    grids = {"s5_fractions": ([0.9], ["adamw"]), "s5_interventions": ([0.8], ["adamw", "minibatch_adam"]),
-             "operations": ([0.5], ["adamw"])}
-    for name, (fractions, interventions) in grids.items():
-        sweep = params["sweeps"][name]
-        sweep.update(modulus=23, fractions=fractions, seeds=[0], interventions=interventions)
-        sweep["training"]["updates"] = 60
-    params["sweeps"]["operations"]["operations"] = ["add", "sub", "s5_mul"]
+    params = tiny_scale(REPO / "params.yaml", "tiny", {"s5_fractions": [0.9], "s5_interventions": [0.8],
+                                                       "operations": [0.5]})
+    params["sweeps"]["s5_fractions"]["interventions"] = ["adamw"]
+    params["sweeps"]["s5_interventions"]["interventions"] = ["adamw", "minibatch_adam"]
+    params["sweeps"]["operations"].update(interventions=["adamw"], operations=["add", "sub", "s5_mul"])
     return params
 
 
