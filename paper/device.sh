@@ -46,7 +46,7 @@ wheels() {
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$root/.whl" -r "$requirements"
     rm -f "$requirements"
     ls -l "$root/.whl"
-    echo "device.sh: carry .whl in each call that runs \`paper/device.sh start\`"
+    echo "device.sh: carry .whl in each call that runs \`paper/device.sh check\` or \`start\`"
 }
 
 environment() {
@@ -191,8 +191,8 @@ unpack() {
     export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
     "${repro[@]}" generate > /dev/null  # the tables the runs' DVC stages depend on
     diff -r "$there/data" data > /dev/null \
-        || die "the operation tables made there differ from those made here (diff -r them); the runs are unpacked" \
-               "but were trained on other tables: compare numpy versions in their provenance.json"
+        || die "the operation tables made there differ from those made here: the runs are unpacked, but were" \
+               "trained on other tables than DVC would record (compare the NumPy versions in their provenance.json)"
     "${repro[@]}" trained
 }
 
