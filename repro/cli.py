@@ -366,6 +366,7 @@ def trained(context: click.Context, stages_only: bool) -> None:
     config = _config(context)
     stages = {**{f"train@{name}": [config.group(name)] for name, run in config.runs.items() if run.group == name},
               **{f"train_sweep@{name}": config.trained_by(name) for name in config.sweeps}}
+
     def made(name: str) -> bool:  # a finished run made with params.yaml's parameters
         try:
             run_folder.read(RUNS_DIR / config.runs[name].directory, config.runs[name])
@@ -376,10 +377,11 @@ def trained(context: click.Context, stages_only: bool) -> None:
     complete = []
     for stage, groups in stages.items():
         done = [g.name for g in groups if all(made(m) for m in g.members)]
-        if len(done) == len(groups):
+        whole = len(done) == len(groups)
+        if whole:
             complete.append(stage)
         if not stages_only:
-            state = ("complete" if len(done) == len(groups) else "not trained" if not done else
+            state = ("complete" if whole else "not trained" if not done else
                      f"partial, {len(done)} of {len(groups)} groups: {', '.join(done)}")
             click.echo(f"{stage}: {state}")
     if stages_only:

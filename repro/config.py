@@ -403,9 +403,9 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
                           f"({raw['fractions']}): dvc.yaml's figure_embeddings stage depends on that sweep's folder")
     for name in embeddings:
         if not _keeps_weights(name, sweeps):
-            sweep = name.split("/", 1)[0]
+            sweep, member = name.split("/", 1)
             raise ConfigError(f"figures.embeddings: Figure 3 reads the weights of {name}, which sweeps.{sweep}."
-                              f"keep_weights does not keep; add {name.split('/', 1)[1]!r} to that list")
+                              f"keep_weights does not keep; add {member!r} to that list")
     return FiguresConfig(
         curves=curves,
         table=_one_of("figures.table", raw["table"], datasets, "datasets"),
