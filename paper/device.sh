@@ -7,8 +7,10 @@
 #                                                hash-checked against requirements-gpu.lock, into .whl/
 #   there:   paper/device.sh check               before training: $OUT/check.txt, with `repro bench`,
 #                                                determinism across two processes and TF32's effect on a run
-#   there:   paper/device.sh start               installs .whl/ under /tmp, checks the GPU, writes
-#                                                $OUT/env.txt, starts paper/run-gpu.sh in the background
+#   there:   paper/device.sh start [GROUP...]    installs .whl/ under /tmp, checks the GPU, writes
+#                                                $OUT/env.txt, starts paper/run-gpu.sh in the background,
+#                                                skipping the GROUPs (those already brought back: `cd paper &&
+#                                                repro trained --groups` here lists them)
 #                                                (REPRO_GIT_COMMIT=<commit> names the commit where the copy
 #                                                sent there has no .git)
 #   there:   paper/device.sh collect SECONDS     waits up to SECONDS (or until training ends), then packs
@@ -79,9 +81,13 @@ start() {
              "(set REPRO_GIT_COMMIT=<the commit sent> to record it)" >&2
     fi
     python3 -m repro env > "${OUT:-$state}/env.txt"
+    local unknown
+    unknown=$(cd "$root/paper" && comm -23 <(printf '%s\n' "$@" | sort -u) <(python3 -m repro groups | sort -u))
+    [ -z "$unknown" ] || die "not groups of paper/params.yaml: $unknown (\`repro groups\` lists them)"
     rm -f "$state/rc"
     # A session of its own, so that the training outlives this call; its exit status is kept for `collect`.
-    REPRO="python3 -m repro" setsid nohup bash -c \
+    printf '%s\n' "$@" > "$state/packed"  # skipped: neither trained nor sent back (check's run included)
+    REPRO="python3 -m repro" SKIP_GROUPS="$*" setsid nohup bash -c \
         '"$1/paper/run-gpu.sh"; echo $? > "$2/rc"' _ "$root" "$state" > "$state/train.log" 2>&1 < /dev/null &
     echo $! > "$state/pid"
     echo "device.sh: training started (pid $(cat "$state/pid"), log $state/train.log)"
@@ -182,13 +188,22 @@ unpack() {
             *.tar.gz) ;;
             *) die "$archive is not a runs-*.tar.gz from \`paper/device.sh collect\`" ;;
         esac
-        tar -xzf "$archive" -C "$root/paper" runs
         rm -rf "$there/data"
-        tar -xzf "$archive" -C "$there" data
+        tar -xzf "$archive" -C "$there" data runs
     done
     cd "$root/paper"
-    local repro=("${PYTHON:-python3}" -m repro)
+    local repro=("${PYTHON:-python3}" -m repro) group
     export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+    # Group by group, never over one already here: runs recorded in DVC are not to be replaced unseen.
+    for group in $("${repro[@]}" groups); do
+        [ -d "$there/runs/$group" ] || continue
+        if [ ! -e "runs/$group" ]; then
+            mkdir -p "runs/$(dirname "$group")" && mv "$there/runs/$group" "runs/$group"
+        elif ! diff -r "$there/runs/$group" "runs/$group" > /dev/null; then
+            echo "device.sh: runs/$group is here already and differs from the one unpacked: kept the one here" \
+                 "(delete it and unpack again to take the new one)" >&2
+        fi
+    done
     "${repro[@]}" generate > /dev/null  # the tables the runs' DVC stages depend on
     diff -r "$there/data" data > /dev/null \
         || die "the operation tables made there differ from those made here: the runs are unpacked, but were" \
@@ -200,5 +215,5 @@ command=${1:-}
 shift || true
 case "$command" in
     wheels|check|start|collect|unpack) "$command" "$@" ;;
-    *) die "usage: paper/device.sh wheels | check | start | collect SECONDS | unpack FILE..." ;;
+    *) die "usage: paper/device.sh wheels | check | start [GROUP...] | collect SECONDS | unpack FILE..." ;;
 esac

@@ -67,6 +67,15 @@ class Sweep:
 
     frame: pd.DataFrame
     grid: dict
+    missing: tuple[tuple[str, str], ...] = ()  # (operation, intervention) of each group not trained yet
+
+
+def _lacking(sweep: Sweep, column: str, names) -> str:
+    """Why `names` (operations or interventions, by `column`) have no runs: not trained yet, or not in the grid."""
+    untrained = {pair[("operation", "intervention").index(column)] for pair in sweep.missing}
+    waiting, absent = [n for n in names if n in untrained], [n for n in names if n not in untrained]
+    return "; ".join([*([f"not trained yet at this scale: {', '.join(waiting)} (a partial sweep)"] if waiting else []),
+                      *([f"not in the grid: {', '.join(absent)}"] if absent else [])])
 
 
 # --- the two rules -------------------------------------------------------------
@@ -253,7 +262,10 @@ def _fractions(sweep: Sweep) -> list[Claim]:
                  f"{STEEP_GROWTH[0]:.0%}–{STEEP_GROWTH[1]:.0%} (the paper's 40–50% ± 10 points read off a log "
                  "axis). The same fit for each seed gives the spread; every seed's growth must be positive.")
     fractions = sorted(frame["train_fraction"].unique())
-    if len(medians) < 2:
+    if sweep.missing:
+        claims = [_not_testable("fig1_center_steep", figure, statement, criterion, "—",
+                                _lacking(sweep, "operation", sorted({op for op, _ in sweep.missing})), seeds)]
+    elif len(medians) < 2:
         claims = [_not_testable(
             "fig1_center_steep", figure, statement, criterion,
             f"fractions in the grid: {', '.join(f'{f:.0%}' for f in fractions)}",
@@ -284,8 +296,16 @@ def _fractions(sweep: Sweep) -> list[Claim]:
                         f"{min(finite):+.0%} to {max(finite):+.0%}" if finite else "—",
                         seeds, "threshold", verdict)]
 
-    train = frame.groupby("train_fraction")["updates_to_99_train"].median()
+    statement = "Updates until 99% training accuracy stay within 10³–10⁴ and trend down as the data shrinks."
     band = (500, 20_000)
+    criterion = (f"Every fraction's median within {band[0]:,}–{band[1]:,} updates (10³–10⁴ with a factor of 2 for "
+                 "reading the paper's log axis), and in every seed a positive rank correlation (Spearman) between "
+                 "fraction and updates, i.e. fewer updates with less data.")
+    if sweep.missing:
+        claims.append(_not_testable("fig1_center_train", figure, statement, criterion, "—",
+                                    _lacking(sweep, "operation", sorted({op for op, _ in sweep.missing})), seeds))
+        return claims
+    train = frame.groupby("train_fraction")["updates_to_99_train"].median()
     in_band = bool(np.isfinite(train).all() and train.between(*band).all())
     trends = {int(seed): _rank_correlation(rows["train_fraction"], rows["updates_to_99_train"])
               for seed, rows in frame.groupby("seed")}
@@ -296,11 +316,7 @@ def _fractions(sweep: Sweep) -> list[Claim]:
     else:
         verdict = INCONCLUSIVE
     claims.append(Claim(
-        "fig1_center_train", figure,
-        "Updates until 99% training accuracy stay within 10³–10⁴ and trend down as the data shrinks.",
-        f"Every fraction's median within {band[0]:,}–{band[1]:,} updates (10³–10⁴ with a factor of 2 for "
-        "reading the paper's log axis), and in every seed a positive rank correlation (Spearman) between "
-        "fraction and updates, i.e. fewer updates with less data.",
+        "fig1_center_train", figure, statement, criterion,
         "median updates to 99% train: " + ", ".join(f"{f:.0%}: {t:,.0f}" for f, t in train.items()),
         f"rank correlation with fraction: {_seeds_text(trends, '{:+.2f}')}",
         f"{min(trends.values()):+.2f} to {max(trends.values()):+.2f}", seeds, "threshold", verdict))
@@ -322,7 +338,8 @@ def _interventions(sweep: Sweep) -> list[Claim]:
                  "AdamW's must be ≤ half of minibatch Adam's (the paper's \"more than halves\", no tolerance).")
     if {"adamw", "minibatch_adam"} - known:
         claims.append(_not_testable("fig2_weight_decay", figure, statement, criterion, "—",
-                                    "the sweep lacks adamw or minibatch_adam", seeds))
+                                    _lacking(sweep, "intervention", sorted({"adamw", "minibatch_adam"} - known)),
+                                    seeds))
     else:
         wd, adam = _data_needed(frame, "intervention", "adamw"), _data_needed(frame, "intervention", "minibatch_adam")
         measured = f"data needed: AdamW {_seeds_text(wd, '{:.0%}')}; Adam {_seeds_text(adam, '{:.0%}')}"
@@ -347,7 +364,8 @@ def _interventions(sweep: Sweep) -> list[Claim]:
     def comparison(claim_id, statement, pairs, criterion, testable_if=None):
         absent = sorted({n for pair in pairs for n in pair} - known)
         if absent:
-            return _not_testable(claim_id, figure, statement, criterion, "—", f"the sweep lacks {absent}", seeds)
+            return _not_testable(claim_id, figure, statement, criterion, "—", _lacking(sweep, "intervention", absent),
+                                 seeds)
         values = {n: _per_seed(frame, "intervention", n) for pair in pairs for n in pair}
         measured = "; ".join(f"{n}: {_seeds_text(v)}" for n, v in values.items())
         if testable_if is not None and not testable_if[0]:
@@ -381,7 +399,10 @@ def _interventions(sweep: Sweep) -> list[Claim]:
     statement = "Training accuracy reaches 100% within 10³–10⁴ updates for every method."
     criterion = "Every run of every method reaches 99% training accuracy within 10⁴ updates, the paper's number."
     measured = f"slowest run to 99% training accuracy: {_seeds_text(per_seed, '{:,.0f} updates')}"
-    if budget < 10_000 and not math.isfinite(slowest):
+    if sweep.missing:  # "every method"
+        claims.append(_not_testable("fig2_train_fits", figure, statement, criterion, measured,
+                                    _lacking(sweep, "intervention", sorted({i for _, i in sweep.missing})), seeds))
+    elif budget < 10_000 and not math.isfinite(slowest):
         claims.append(_not_testable("fig2_train_fits", figure, statement, criterion, measured,
                                     f"the budget ({budget:,}) ends before 10⁴ and some run had not fitted by then",
                                     seeds))
@@ -416,9 +437,10 @@ def _operations(sweep: Sweep) -> list[Claim]:
                  "over the fraction grid. A pair is left out when the model cannot tell its two tables apart by "
                  "construction, or when neither reaches 99% anywhere in the grid (no data need to compare).")
     testable, skipped = [], []
+    untrained = [op for pair in SYMMETRIC_PAIRS for op in pair if op in {o for o, _ in sweep.missing}]
     for s, a in SYMMETRIC_PAIRS:
         if s not in known or a not in known:
-            skipped.append(f"{s}/{a}: not in the grid")
+            skipped.append(f"{s}/{a}: {_lacking(sweep, 'operation', [op for op in (s, a) if op not in known])}")
         elif (s, a) in INDISTINGUISHABLE.get(model, set()):
             skipped.append(f"{s}/{a}: the {model} cannot tell them apart (one operand relabelled)")
         elif not (_generalizes(frame, "operation", s) or _generalizes(frame, "operation", a)):
@@ -427,7 +449,7 @@ def _operations(sweep: Sweep) -> list[Claim]:
             testable.append((s, a))
     measured = "; ".join(f"{s} vs {a}: {_seeds_text(values[s])} vs {_seeds_text(values[a])}"
                          for s, a in SYMMETRIC_PAIRS if s in known and a in known)
-    if not testable:
+    if not testable or untrained:  # the claim is about every pair: none is left out for want of training
         claims.append(_not_testable("fig2_symmetric", figure, statement, criterion, measured or "pairs missing",
                                     "; ".join(skipped), seeds))
     else:
@@ -453,7 +475,7 @@ def _operations(sweep: Sweep) -> list[Claim]:
                  "somewhere in it, so that failing is the table's doing, not the scale's.")
     if "cube_xy2_y" not in known:
         claims.append(_not_testable("fig2_cube_never", figure, statement, criterion, "—",
-                                    "x³+xy²+y is not in the grid", seeds))
+                                    _lacking(sweep, "operation", ["cube_xy2_y"]), seeds))
         return claims
     best = {int(s): float(rows["best_val_accuracy"].max())
             for s, rows in frame[frame["operation"] == "cube_xy2_y"].groupby("seed")}
@@ -462,7 +484,9 @@ def _operations(sweep: Sweep) -> list[Claim]:
     if max(fractions) < 0.95 - 1e-9:
         why.append(f"the grid stops at {max(fractions):.0%}")
     if not any(_generalizes(frame, "operation", op) for op in POLYNOMIALS if op in known):
-        why.append("no comparable polynomial table generalizes in this grid")
+        waiting = [op for op in POLYNOMIALS if op not in known]
+        why.append("no comparable polynomial table generalizes in this grid"
+                   + (f" ({_lacking(sweep, 'operation', waiting)})" if waiting else ""))
     if why:
         claims.append(_not_testable("fig2_cube_never", figure, statement, criterion, measured, "; ".join(why), seeds))
     else:
@@ -538,7 +562,8 @@ def seeds_of(config: Config, name: str) -> list:
 
 
 def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
-    """`assess`'s arguments, all from committed files: the histories, records/embeddings.json, params.yaml."""
+    """`assess`'s arguments, all from committed files: the histories, records/ (a sweep's groups not trained
+    yet, the structure scores), params.yaml."""
     f = config.figures
     figure1 = []
     for run in seeds_of(config, f.curves[0]):
@@ -547,8 +572,12 @@ def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
                         "swings": evaluate.swings(history["val_loss"])})
 
     def sweep(name: str) -> Sweep:
-        return Sweep(evaluate.sweep_frame(config.sweeps[name], config.runs, histories_dir),
-                     evaluate.grid(config.sweeps[name], config.runs))
+        missing = evaluate.missing_groups(evaluate.read_metrics(records_dir / f"{name}.json"), name)
+        groups = evaluate.groups_of(config.sweeps[name], config.runs)
+        where = {g: evaluate.coordinates(config.runs[members[0]]) for g, members in groups.items()}
+        return Sweep(evaluate.sweep_frame(config.sweeps[name], config.runs, histories_dir, missing),
+                     evaluate.grid(config.sweeps[name], config.runs),
+                     tuple((where[g]["operation"], where[g]["intervention"]) for g in missing))
 
     return {"figure1": figure1, "fractions": sweep(f.fractions), "interventions": sweep(f.interventions),
             "operations": sweep(f.operations), "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}

@@ -118,10 +118,13 @@ def evaluate(context: click.Context, name: str) -> None:
     if name in config.sweeps:
         sweep = config.sweeps[name]
         record = evaluate_module.sweep_record(sweep, config.runs, RUNS_DIR)
-        evaluate_module.export_histories(list(sweep.members), config.runs, RUNS_DIR, HISTORIES_DIR / name)
+        evaluate_module.export_histories([f"{name}/{member}" for member in record["runs"]], config.runs, RUNS_DIR,
+                                         HISTORIES_DIR / name)
         files.write_json(RECORDS_DIR / f"{name}.json", record)
         files.write_json(METRICS_DIR / f"{name}.json", evaluate_module.sweep_metrics(record))
-        click.echo(f"{METRICS_DIR / name}.json: {len(record['runs'])} runs")
+        missing = record["missing_groups"]
+        click.echo(f"{METRICS_DIR / name}.json: {len(record['runs'])} runs"
+                   + (f"; not trained yet: {len(missing)} group(s): {', '.join(missing)}" if missing else ""))
         return
     run = config.run(name)
     record = evaluate_module.run_record(run, RUNS_DIR / run.directory)
@@ -351,10 +354,16 @@ def groups(context: click.Context) -> None:
 
 @main.command()
 @click.option("--stages", "stages_only", is_flag=True,
-              help="Print only the DVC stages whose groups are all trained, one a line (for `dvc commit -f`).")
+              help="Print only the DVC stages to record, one a line (for `dvc commit -f`): those whose groups are "
+                   "all trained.")
+@click.option("--partial", is_flag=True,
+              help="Also record a sweep trained in part (its folder under runs/ holding whole groups only): its "
+                   "figure and the claims then say which groups are not trained yet.")
+@click.option("--groups", "groups_only", is_flag=True,
+              help="Print only the groups trained here, one a line: those `paper/device.sh start` is to skip.")
 @click.pass_context
 @_clear_errors
-def trained(context: click.Context, stages_only: bool) -> None:
+def trained(context: click.Context, stages_only: bool, partial: bool, groups_only: bool) -> None:
     """Says which DVC training stages runs/ holds whole, in part, or not at all.
 
     For results trained elsewhere (`paper/device.sh unpack`): a stage whose
@@ -374,21 +383,29 @@ def trained(context: click.Context, stages_only: bool) -> None:
             return False
         return True
 
-    complete = []
+    recorded, done_groups = [], []
     for stage, groups in stages.items():
         done = [g.name for g in groups if all(made(m) for m in g.members)]
+        done_groups += done
         whole = len(done) == len(groups)
-        if whole:
-            complete.append(stage)
-        if not stages_only:
+        # A sweep in part: its folder holds finished groups only (a group's folder appears whole when it ends).
+        sweep = stage.split("@", 1)[1] if stage.startswith("train_sweep@") else None
+        in_part = (not whole and sweep is not None and (RUNS_DIR / sweep).is_dir()
+                   and all(g.name in done for g in groups if (RUNS_DIR / g.name).exists()))
+        if whole or partial and in_part:
+            recorded.append(stage)
+        if not (stages_only or groups_only):
             state = ("complete" if whole else "not trained" if not done else
                      f"partial, {len(done)} of {len(groups)} groups: {', '.join(done)}")
             click.echo(f"{stage}: {state}")
-    if stages_only:
-        click.echo("\n".join(complete))
-    elif complete:
+    if groups_only:
+        click.echo("\n".join(done_groups))
+    elif stages_only:
+        click.echo("\n".join(recorded))
+    elif recorded:
         # The tables are a dependency of every training stage: recorded with them (`repro generate` makes them).
-        click.echo(f"record the complete ones in DVC, in this folder: dvc commit -f generate {' '.join(complete)}")
+        click.echo(f"record the {'complete and partial' if partial else 'complete'} ones in DVC, in this folder: "
+                   f"dvc commit -f generate {' '.join(recorded)}")
 
 
 @main.command()

@@ -163,14 +163,40 @@ def run_record(run: RunConfig, run_dir: Path) -> dict:
     return {**summary, "setting": setting(run), **identity}
 
 
-def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
-    """records/<sweep>.json: the grid, and per member its place, numbers, hashes and maker."""
-    members = {}
+def groups_of(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict[str, list[str]]:
+    """The sweep's groups, in grid order, each with its members."""
+    groups: dict[str, list[str]] = {}
     for name in sweep.members:
+        groups.setdefault(runs[name].group, []).append(name)
+    return groups
+
+
+def trained_groups(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> tuple[list[str], list[str]]:
+    """(trained, missing) groups of the sweep in runs_dir/<sweep>/: a group's folder appears whole when it ends.
+
+    A sweep trained in part on a lent GPU is recorded in DVC as it stands (README, "The paper scale"), so
+    groups may be missing; evaluation, figures and claims then say which. A sweep with no folder at all was
+    never trained: an error.
+    """
+    if not (runs_dir / sweep.name).is_dir():
+        raise ConfigError(f"missing {runs_dir / sweep.name}: the sweep is not trained; train it with "
+                          f"`repro train {sweep.name}` (or `dvc repro`)")
+    groups = groups_of(sweep, runs)
+    trained = [g for g in groups if (runs_dir / g).is_dir()]
+    return trained, [g for g in groups if g not in trained]
+
+
+def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
+    """records/<sweep>.json: the grid, the groups not trained yet, and per member its place, numbers, hashes and
+    maker."""
+    trained, missing = trained_groups(sweep, runs, runs_dir)
+    groups = groups_of(sweep, runs)
+    members = {}
+    for name in (m for g in trained for m in groups[g]):
         summary, identity = _evaluated(runs[name], runs_dir / runs[name].directory)
         members[name.split("/", 1)[1]] = {**coordinates(runs[name]), **comparable(summary, identity["sha256"]),
                                           "fingerprint": identity["fingerprint"], "made_on": identity["made_on"]}
-    return {"grid": grid(sweep, runs), "runs": members}
+    return {"grid": grid(sweep, runs), "missing_groups": missing, "runs": members}
 
 
 def run_metrics(record: dict) -> dict:
@@ -184,9 +210,13 @@ def sweep_metrics(record: dict) -> dict:
     """metrics/<sweep>.json: one row for the whole sweep."""
     members = list(record["runs"].values())
     best = [m["best_val_accuracy"] for m in members]
-    return {"runs": len(members), "generalized": sum(b >= THRESHOLD for b in best),
-            "mean_best_val_accuracy": round(float(np.mean(best)), 6),
-            "mean_final_val_accuracy": round(float(np.mean([m["final_val_accuracy"] for m in members])), 6)}
+
+    def mean(values):  # None for a sweep with no group trained yet
+        return round(float(np.mean(values)), 6) if values else None
+
+    return {"runs": len(members), "groups_missing": len(record["missing_groups"]),
+            "generalized": sum(b >= THRESHOLD for b in best), "mean_best_val_accuracy": mean(best),
+            "mean_final_val_accuracy": mean([m["final_val_accuracy"] for m in members])}
 
 
 def coordinates(run: RunConfig) -> dict:
@@ -206,10 +236,19 @@ def grid(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict:
     }
 
 
-def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: Path) -> pd.DataFrame:
-    """A sweep's runs as rows, summarized from their committed histories."""
+def missing_groups(record: dict, name: str) -> list[str]:
+    """The groups that records/<name>.json (a sweep's) says are not trained yet."""
+    if not isinstance(record.get("missing_groups"), list):
+        raise ConfigError(f"records/{name}.json does not say which groups it holds (an older repro made it); remake "
+                          f"it with `repro evaluate {name}` (or `dvc repro`)")
+    return record["missing_groups"]
+
+
+def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: Path,
+                missing: list[str]) -> pd.DataFrame:
+    """A sweep's runs as rows, summarized from their committed histories, except those of the `missing` groups."""
     rows = []
-    for name in sweep.members:
+    for name in (m for g, members in groups_of(sweep, runs).items() if g not in missing for m in members):
         run = runs[name]
         summary = summarize(history_csv.read(history_file(histories_dir, name), run))
         rows.append({**coordinates(run), **{k: summary[k] for k in (
@@ -222,9 +261,13 @@ def record_frame(summary: dict) -> pd.DataFrame:
     return _frame(list(summary["runs"].values()))
 
 
+FRAME_COLUMNS = ("operation", "train_fraction", "seed", "intervention", "updates_to_99_train", "updates_to_99_val",
+                 "best_val_accuracy")
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """Runs as rows; "not reached" becomes infinity, so it sorts above every update count."""
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=FRAME_COLUMNS)  # no group trained yet
     for column in ("updates_to_99_train", "updates_to_99_val"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
     return frame

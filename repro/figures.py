@@ -152,6 +152,24 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 # --- sweeps: Figures 1 (center) and 2 -----------------------------------------
 
 
+def _untrained(summary: dict) -> list[str]:
+    """The groups a sweep trained in part lacks, by what differs between its groups (operation, intervention)."""
+    g = summary["grid"]
+    names = [group.split("/", 1)[1] for group in summary["missing_groups"]]
+    if len(g["interventions"]) == 1:
+        return [name.rsplit("-", 1)[0] for name in names]
+    return [name.split("-", 1)[1] for name in names] if len(g["operations"]) == 1 else names
+
+
+def _partial(summary: dict) -> str:
+    """A title's warning that the figure lacks groups of its grid (empty for a whole sweep)."""
+    g, missing = summary["grid"], _untrained(summary)
+    what = "interventions" if len(g["operations"]) == 1 and len(g["interventions"]) > 1 else (
+        "operations" if len(g["interventions"]) == 1 else "groups")
+    total = len(g["operations"]) * len(g["interventions"])
+    return f" [partial: {total - len(missing)} of {total} {what} trained]" if missing else ""
+
+
 def _sweep_caption(summary: dict, what: str, scale: str) -> str:
     """What the figure holds: runs drawn out of the grid's, model, budget, seeds, fractions, and what made them."""
     g = summary["grid"]
@@ -159,10 +177,12 @@ def _sweep_caption(summary: dict, what: str, scale: str) -> str:
     grid = len(g["operations"]) * len(g["fractions"]) * len(g["seeds"]) * len(g["interventions"])
     makers = sorted({f"{m['backend']} on {m['device']}, {m['precision']}"
                      for m in (run.get("made_on") for run in summary["runs"].values()) if m})
+    missing = _untrained(summary)
     return (f"{scale} scale: {what}; {len(summary['runs'])} of the grid's {grid} runs; "
             f"{g['model']} model, budget "
             f"{g['budget']:,} updates, seeds {g['seeds']},\ntraining fractions {fractions}; "
-            f"trained with {'; '.join(makers) or 'unknown'}")
+            f"trained with {'; '.join(makers) or 'unknown'}"
+            + (f"\nNOT TRAINED YET (not drawn): {', '.join(missing)}" if missing else ""))
 
 
 def fractions_figure(summary: dict, target: Path, scale: str) -> None:
@@ -187,7 +207,7 @@ def fractions_figure(summary: dict, target: Path, scale: str) -> None:
     ax.set_xlabel("training data (% of all equations)")
     ax.set_ylabel("updates until accuracy first reaches 99% (log scale)")
     operation = summary["grid"]["operations"][0]
-    ax.set_title(f"Figure 1 (center): {operation}: time to generalize grows as data shrinks")
+    ax.set_title(f"Figure 1 (center): {operation}: time to generalize grows as data shrinks{_partial(summary)}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     _save(fig, target, _sweep_caption(summary, "dots: single seeds; lines: medians", scale))
@@ -214,13 +234,13 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
     """Figure 2 (left): best validation accuracy against training fraction per intervention."""
     frame = evaluate.record_frame(summary)
     labels = {}
-    for name in summary["grid"]["interventions"]:
+    for name in (n for n in summary["grid"]["interventions"] if n in set(frame["intervention"])):
         changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
         labels[name] = f"{name.replace('_', ' ')}" + (f" ({changes})" if changes else " (sweep default)")
     fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _accuracy_by_fraction(ax, frame, "intervention", labels, {})
     operation = summary["grid"]["operations"][0]
-    fig.suptitle(f"Figure 2 (left): {operation}: which training choices generalize from less data")
+    fig.suptitle(f"Figure 2 (left): {operation}: which training choices generalize from less data{_partial(summary)}")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max", scale))
 
@@ -228,12 +248,12 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
 def operations_figure(summary: dict, operations: dict, target: Path, scale: str) -> None:
     """Figure 2 (right): best validation accuracy against training fraction per operation."""
     frame = evaluate.record_frame(summary)
-    names = summary["grid"]["operations"]
+    names = [op for op in summary["grid"]["operations"] if op in set(frame["operation"])]
     labels = {op: operations[op].formula + (" (symmetric)" if operations[op].symmetric else "") for op in names}
     styles = {op: "-" if operations[op].symmetric else "--" for op in names}
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
     _accuracy_by_fraction(ax, frame, "operation", labels, styles)
-    ax.set_title("Figure 2 (right): data needed to generalize, per operation")
+    ax.set_title(f"Figure 2 (right): data needed to generalize, per operation{_partial(summary)}")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="solid: symmetric", title_fontsize=7)
     _save(fig, target, _sweep_caption(summary, "mean over seeds; band: min-max", scale))
 
@@ -348,6 +368,7 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
                 RECORDS_DIR / "output_layers"]
     sweep = getattr(f, name)
     summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
+    evaluate.missing_groups(summary, sweep)  # an older record, which cannot say what it lacks, is refused
     if name == "fractions":
         target = out_dir / "fig1_center_fractions.png"
         fractions_figure(summary, target, config.scale)

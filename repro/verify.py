@@ -51,10 +51,12 @@ def committed(config: Config, name: str) -> dict:
     """The numbers, file hashes, parameters and maker of run `name` as committed at git's HEAD."""
     if "/" in name:
         sweep, member = name.split("/", 1)
-        runs = evaluate.committed_record(sweep, RECORDS_DIR)["runs"]
-        if member not in runs:
-            raise ConfigError(f"{name} is not in the committed records/{sweep}.json; run `dvc repro` and commit first")
-        return runs[member]
+        record = evaluate.committed_record(sweep, RECORDS_DIR)
+        if member not in record["runs"]:
+            why = ("its group is not trained yet at this scale (a sweep trained in part)"
+                   if config.run(name).group in record.get("missing_groups", []) else "run `dvc repro` and commit first")
+            raise ConfigError(f"{name} is not in the committed records/{sweep}.json: {why}")
+        return record["runs"][member]
     record = evaluate.committed_record(name, RECORDS_DIR)
     return {**evaluate.comparable(record, record["sha256"]), "fingerprint": record.get("fingerprint"),
             "made_on": record.get("made_on")}

@@ -125,6 +125,23 @@ def test_the_cube_claim_needs_a_grid_to_95_percent_and_a_table_that_generalizes(
     assert _claim(claims._operations(grows), "fig2_cube_never").verdict == claims.NOT_REPRODUCED
 
 
+def test_a_claim_on_groups_not_trained_yet_is_not_testable_and_says_so():
+    accuracy = {"add": 1.0, "sub": 0.5, "mul": 1.0, "div": 0.5, "quad": 0.2, "quad_x": 0.1, "sq_sum": 1.0,
+                "cube_xy2_y": 0.02}
+    whole = _operations("transformer", accuracy)
+    partial = claims.Sweep(whole.frame[whole.frame["operation"] != "quad_x"], whole.grid, (("quad_x", "adamw"),))
+    symmetric = _claim(claims._operations(partial), "fig2_symmetric")  # a verdict on two of its three pairs: none
+    assert symmetric.verdict == claims.NOT_TESTABLE
+    assert "quad/quad_x: not trained yet at this scale: quad_x (a partial sweep)" in symmetric.measured
+    assert _claim(claims._operations(whole), "fig2_symmetric").verdict == claims.REPRODUCED
+    cube = _claim(claims._operations(partial), "fig2_cube_never")  # x²+xy+y²+x is not needed where x²+y² grokked
+    assert cube.verdict == claims.REPRODUCED
+    empty = claims.Sweep(whole.frame.iloc[:0], whole.grid, tuple((op, "adamw") for op in accuracy))
+    assert {c.verdict for c in claims._operations(empty)} == {claims.NOT_TESTABLE}
+    assert {c.verdict for c in claims._fractions(empty)} == {claims.NOT_TESTABLE}
+    assert "not trained yet at this scale: add, cube_xy2_y" in _claim(claims._fractions(empty), "fig1_center_steep").measured
+
+
 def _interventions(accuracy: dict[str, dict[float, float]], seeds=(0, 1, 2)) -> claims.Sweep:
     return _sweep("transformer", [{"operation": "s5_mul", "train_fraction": f, "seed": s, "intervention": name,
                                    "best_val_accuracy": acc} for name, curve in accuracy.items()
@@ -136,6 +153,11 @@ def test_weight_decay_halving_the_data_needed():
     halves = _interventions({"adamw": {f: 1.0 if f >= 0.3 else 0.2 for f in fractions},
                              "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
     assert _claim(claims._interventions(halves), "fig2_weight_decay").verdict == claims.REPRODUCED
+    partial = claims.Sweep(halves.frame[halves.frame["intervention"] == "adamw"], halves.grid,
+                           (("s5_mul", "minibatch_adam"),))
+    found = claims._interventions(partial)
+    assert {_claim(found, c).verdict for c in ("fig2_weight_decay", "fig2_train_fits")} == {claims.NOT_TESTABLE}
+    assert "not trained yet at this scale: minibatch_adam" in _claim(found, "fig2_weight_decay").measured
     barely = _interventions({"adamw": {f: 1.0 if f >= 0.5 else 0.2 for f in fractions},
                              "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
     assert _claim(claims._interventions(barely), "fig2_weight_decay").verdict == claims.NOT_REPRODUCED

@@ -75,6 +75,8 @@ def test_mistyped_params_fail_every_command(workdir):
 def test_evaluate_without_history_fails_cleanly(workdir):
     result = _invoke("evaluate", "tiny")
     assert result.exit_code != 0 and "repro train tiny" in result.output
+    result = _invoke("evaluate", "grid")  # a sweep never trained, which a sweep trained in part is not
+    assert result.exit_code != 0 and "the sweep is not trained; train it with `repro train grid`" in result.output
     assert _leftovers(workdir) == []
 
 
@@ -193,3 +195,26 @@ def test_a_crash_inside_a_command_prints_every_threads_python_stack(workdir):
     assert result.returncode == -11
     assert "Fatal Python error: Segmentation fault" in result.stderr
     assert 'File "<string>", line 4' in result.stderr  # the line that crashed
+
+
+def test_a_partial_or_empty_sweep_is_drawn_and_says_what_it_lacks(tmp_path):
+    from repro import figures, tasks
+
+    grid = {"model": "transformer", "budget": 1000, "operations": ["add", "sub", "mul"], "fractions": [0.5, 0.8],
+            "seeds": [0], "interventions": ["adamw"]}
+    made_on = {"backend": "jax", "device": "gpu", "precision": "fp32"}
+    runs = {f"add-{f}-0-adamw": {"operation": "add", "train_fraction": f, "seed": 0, "intervention": "adamw",
+                                 "updates_to_99_train": 100, "updates_to_99_val": "not reached",
+                                 "best_val_accuracy": 0.5, "made_on": made_on} for f in (0.5, 0.8)}
+    partial = {"grid": grid, "missing_groups": ["operations/sub-adamw", "operations/mul-adamw"], "runs": runs}
+    caption = figures._sweep_caption(partial, "mean over seeds", "paper")
+    assert "2 of the grid's 6 runs" in caption and caption.endswith("NOT TRAINED YET (not drawn): sub, mul")
+    assert figures._partial(partial) == " [partial: 1 of 3 operations trained]"
+    whole = {**partial, "missing_groups": []}
+    assert "NOT TRAINED" not in figures._sweep_caption(whole, "x", "paper") and figures._partial(whole) == ""
+    empty = {"grid": grid, "missing_groups": ["operations/add-adamw", "operations/sub-adamw", "operations/mul-adamw"],
+             "runs": {}}
+    for summary in (partial, empty):
+        figures.operations_figure(summary, tasks.OPERATIONS, tmp_path / "operations.png", "paper")
+        figures.fractions_figure(summary, tmp_path / "fractions.png", "paper")
+        assert (tmp_path / "operations.png").read_bytes().startswith(b"\x89PNG")

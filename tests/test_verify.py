@@ -93,3 +93,14 @@ def test_a_run_without_its_weights_file_compares_on_the_files_it_has():
     kept = {**digest_only, "model.weights.h5": "c"}
     outcome = verify.compare("x", {**numbers, "sha256": kept}, {**numbers, "sha256": {**digest_only, "run.json": "d"}})
     assert outcome.verdict == verify.WITHIN and sorted(outcome.files) == ["model.weights.h5", "run.json"]
+
+
+def test_verify_of_a_member_not_trained_yet_says_its_sweep_is_partial(workdir):
+    _git(workdir, "init", "-q")
+    (workdir / "records").mkdir()
+    record = {"grid": {}, "missing_groups": ["grid/add-adamw", "grid/add-minibatch_adam"], "runs": {}}
+    (workdir / "records/grid.json").write_text(json.dumps(record))
+    _commit(workdir)
+    result = repro("verify", "grid/add-0.5-0-adamw", cwd=workdir, check=False)
+    assert result.returncode == 1
+    assert "its group is not trained yet at this scale (a sweep trained in part)" in result.stderr
