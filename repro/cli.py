@@ -334,19 +334,22 @@ def groups(context: click.Context) -> None:
 
     Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2
     (right), Figure 2 (left), then any other group: the order in which to
-    train a scale when time is short (`paper/run-gpu.sh` follows it).
+    train a scale when time is short (`paper/run-gpu.sh` follows it). In a
+    sweep, full-batch groups (one per fraction, the costliest) come last.
     """
     from repro import claims as claims_module
 
     config = _config(context)
     f = config.figures
     first = [run.group for run in claims_module.seeds_of(config, f.curves[0])]
+
+    def of(sweep: str) -> list[str]:  # full-batch groups, one per fraction, after those that hold every fraction
+        return sorted((g for g in config.groups if g.startswith(f"{sweep}/")),
+                      key=lambda g: config.runs[config.groups[g].members[0]].training.full_batch)
+
     ordered = [
-        *(g for g in config.groups if g.startswith(f"{f.fractions}/")),
-        *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
-        *(g for g in config.groups if g.startswith(f"{f.operations}/")),
-        *(g for g in config.groups if g.startswith(f"{f.interventions}/")),
-        *config.groups,
+        *of(f.fractions), *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
+        *of(f.operations), *of(f.interventions), *config.groups,
     ]
     for name in dict.fromkeys(ordered):
         click.echo(name)

@@ -101,7 +101,7 @@ class GroupConfig:
 
     A named run is a group of one. A sweep has one group per operation and
     intervention, `<sweep>/<operation>-<intervention>`, holding every fraction
-    and seed, written to runs/<group>/. On a GPU a group's runs are one
+    and seed (full-batch runs: one per fraction too), written to runs/<group>/. On a GPU a group's runs are one
     program, their weights stacked along a leading axis; on a CPU each run is
     its own call of a program shared by the group (repro/train.py). DVC caches
     a whole sweep (runs/<sweep>/), which one process trains.
@@ -116,9 +116,9 @@ class SweepConfig:
     """A grid of runs: operations × fractions × seeds × interventions.
 
     Member `op-fraction-seed-intervention` is the run `<sweep>/op-fraction-seed-intervention`;
-    it trains in group `<sweep>/op-intervention`, with outputs in
-    runs/<sweep>/op-intervention/op-fraction-seed-intervention/. dvc.yaml builds the
-    group names from the same lists. The seed sets both the split and the training seed.
+    it trains in group `<sweep>/op-intervention` (full-batch runs: `<sweep>/op-fraction-intervention`,
+    `group_name` says why), with outputs in runs/<group>/op-fraction-seed-intervention/.
+    The seed sets both the split and the training seed.
     """
 
     name: str
@@ -302,9 +302,15 @@ def _run(name, dataset_name, dataset, model, overrides, defaults, group="", dire
     return RunConfig(name, dataset_name, dataset, model, training, group, directory)
 
 
-def group_name(sweep: str, operation: str, intervention: str) -> str:
-    """A sweep group's name; dvc.yaml writes the same from the matrix values."""
-    return f"{sweep}/{operation}-{intervention}"
+def group_name(sweep: str, operation: str, intervention: str, fraction: float | None = None) -> str:
+    """A sweep group's name: `<sweep>/op-intervention`, or `<sweep>/op-fraction-intervention` for full-batch runs.
+
+    A group's batches are padded to its widest on a GPU (one program), and a full-batch run's batch is its
+    whole training set: in one group with every fraction, a run at 20% would cost what one at 90% costs
+    (S5: 12,960 examples an update, 25 minibatches), and the group, trained whole or not at all, would be
+    too long for a lent GPU session. One group per fraction pads nothing and is an eighth of the work.
+    """
+    return f"{sweep}/{operation}-{intervention}" if fraction is None else f"{sweep}/{operation}-{fraction}-{intervention}"
 
 
 def _check_group(group: GroupConfig, runs: dict[str, RunConfig]) -> None:
@@ -323,7 +329,7 @@ def _check_group(group: GroupConfig, runs: dict[str, RunConfig]) -> None:
 
 
 def member_name(operation: str, fraction: float, seed: int, intervention: str) -> str:
-    """A sweep member's name; dvc.yaml writes the same from the matrix values."""
+    """A sweep member's name."""
     return f"{operation}-{fraction}-{seed}-{intervention}"
 
 
@@ -353,8 +359,9 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
         dataset = DatasetConfig(operation, modulus, fraction, seed)
         _check_dataset(where, dataset)
         member = member_name(operation, fraction, seed, intervention)
-        group = group_name(name, operation, intervention)
         overrides = {**interventions[intervention], "seed": seed}
+        full_batch = {**sweep_training, **overrides}.get("full_batch", False)
+        group = group_name(name, operation, intervention, fraction if full_batch else None)
         runs[f"{name}/{member}"] = _run(f"{name}/{member}", None, dataset, models[model], overrides, sweep_training,
                                         group, f"{group}/{member}")
     kept = _kept_weights(where, raw.get("keep_weights", "all"), name, runs)

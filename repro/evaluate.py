@@ -196,7 +196,7 @@ def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path)
         summary, identity = _evaluated(runs[name], runs_dir / runs[name].directory)
         members[name.split("/", 1)[1]] = {**coordinates(runs[name]), **comparable(summary, identity["sha256"]),
                                           "fingerprint": identity["fingerprint"], "made_on": identity["made_on"]}
-    return {"grid": grid(sweep, runs), "missing_groups": missing, "runs": members}
+    return {"grid": grid(sweep, runs), "trained_groups": trained, "missing_groups": missing, "runs": members}
 
 
 def run_metrics(record: dict) -> dict:

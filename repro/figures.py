@@ -153,21 +153,19 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 
 
 def _untrained(summary: dict) -> list[str]:
-    """The groups a sweep trained in part lacks, by what differs between its groups (operation, intervention)."""
-    g = summary["grid"]
-    names = [group.split("/", 1)[1] for group in summary["missing_groups"]]
+    """The groups a sweep trained in part lacks, named without what all its groups share."""
+    g, names = summary["grid"], [group.split("/", 1)[1] for group in summary["missing_groups"]]
     if len(g["interventions"]) == 1:
-        return [name.rsplit("-", 1)[0] for name in names]
-    return [name.split("-", 1)[1] for name in names] if len(g["operations"]) == 1 else names
+        names = [name.removesuffix(f"-{g['interventions'][0]}") for name in names]
+    if len(g["operations"]) == 1:
+        names = [name.removeprefix(f"{g['operations'][0]}-") for name in names]
+    return names
 
 
 def _partial(summary: dict) -> str:
     """A title's warning that the figure lacks groups of its grid (empty for a whole sweep)."""
-    g, missing = summary["grid"], _untrained(summary)
-    what = "interventions" if len(g["operations"]) == 1 and len(g["interventions"]) > 1 else (
-        "operations" if len(g["interventions"]) == 1 else "groups")
-    total = len(g["operations"]) * len(g["interventions"])
-    return f" [partial: {total - len(missing)} of {total} {what} trained]" if missing else ""
+    trained, missing = len(summary["trained_groups"]), len(summary["missing_groups"])
+    return f" [partial: {trained} of {trained + missing} groups trained]" if missing else ""
 
 
 def _sweep_caption(summary: dict, what: str, scale: str) -> str:

@@ -88,6 +88,21 @@ def test_sweeps_expand_into_named_runs():
     assert cfg.run("grid/add-0.8-0-adamw").training.weight_decay == 1.0
 
 
+def test_full_batch_runs_train_in_a_group_per_fraction():
+    """A group's batches are padded to its widest on a GPU; a full-batch run's batch is its training set."""
+    raw = tiny_params()
+    raw["interventions"]["full_batch_adam"] = {"weight_decay": 0.0, "full_batch": True}
+    raw["sweeps"]["grid"]["interventions"].append("full_batch_adam")
+    cfg = config.parse(raw)
+    assert cfg.group("grid/add-0.8-0-full_batch_adam").name == "grid/add-0.8-full_batch_adam"
+    assert cfg.group("grid/add-0.8-0-minibatch_adam").members == ("grid/add-0.5-0-minibatch_adam",
+                                                                  "grid/add-0.8-0-minibatch_adam")
+    assert cfg.run("grid/add-0.8-0-full_batch_adam").directory == "grid/add-0.8-full_batch_adam/add-0.8-0-full_batch_adam"
+    paper = config.load(REPO / "paper" / "params.yaml")
+    sizes = sorted(len(paper.groups[g].members) for g in paper.groups if g.startswith("s5_interventions/"))
+    assert sizes == [3] * 16 + [24] * 7  # 8 fractions × 3 seeds; each full-batch fraction's 3 seeds alone
+
+
 def test_a_sweep_keeps_the_weights_it_lists():
     """All by default (the laptop scale); the paper scale keeps Figure 3's S5 run's and named runs' alone."""
     cfg = config.parse(tiny_params())
