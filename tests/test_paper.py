@@ -79,6 +79,9 @@ def test_groups_are_listed_in_the_order_of_the_figures(paper):
     assert listed[:4] == ["s5_fractions/s5_mul-adamw", "div_adam_0", "div_adam_1", "div_adam_2"]
     assert listed.index("add_no_decay") < listed.index("operations/add-adamw") < listed.index(
         "s5_interventions/s5_mul-adamw")
+    full_batch = [paper.runs[paper.groups[g].members[0]].training.full_batch for g in listed
+                  if g.startswith("s5_interventions/")]
+    assert full_batch == sorted(full_batch) and sum(full_batch) == 16  # the costly groups last
     assert '"${repro[@]}" groups' in (REPO / "paper/run-gpu.sh").read_text()
 
 
