@@ -69,10 +69,14 @@ class Sweep:
     grid: dict
     missing: tuple[tuple[str, str], ...] = ()  # (operation, intervention) of each group not trained yet
 
+    def untrained(self, column: str) -> list[str]:
+        """The operations or interventions (by `column`) that have a group not trained yet."""
+        return sorted({pair[("operation", "intervention").index(column)] for pair in self.missing})
+
 
 def _lacking(sweep: Sweep, column: str, names) -> str:
     """Why `names` (operations or interventions, by `column`) have no runs: not trained yet, or not in the grid."""
-    untrained = {pair[("operation", "intervention").index(column)] for pair in sweep.missing}
+    untrained = sweep.untrained(column)
     waiting, absent = [n for n in names if n in untrained], [n for n in names if n not in untrained]
     return "; ".join([*([f"not trained yet at this scale: {', '.join(waiting)} (a partial sweep)"] if waiting else []),
                       *([f"not in the grid: {', '.join(absent)}"] if absent else [])])
@@ -262,9 +266,9 @@ def _fractions(sweep: Sweep) -> list[Claim]:
                  f"{STEEP_GROWTH[0]:.0%}–{STEEP_GROWTH[1]:.0%} (the paper's 40–50% ± 10 points read off a log "
                  "axis). The same fit for each seed gives the spread; every seed's growth must be positive.")
     fractions = sorted(frame["train_fraction"].unique())
-    if sweep.missing:
-        claims = [_not_testable("fig1_center_steep", figure, statement, criterion, "—",
-                                _lacking(sweep, "operation", sorted({op for op, _ in sweep.missing})), seeds)]
+    untrained = _lacking(sweep, "operation", sweep.untrained("operation"))  # empty for a whole sweep
+    if untrained:
+        claims = [_not_testable("fig1_center_steep", figure, statement, criterion, "—", untrained, seeds)]
     elif len(medians) < 2:
         claims = [_not_testable(
             "fig1_center_steep", figure, statement, criterion,
@@ -301,9 +305,8 @@ def _fractions(sweep: Sweep) -> list[Claim]:
     criterion = (f"Every fraction's median within {band[0]:,}–{band[1]:,} updates (10³–10⁴ with a factor of 2 for "
                  "reading the paper's log axis), and in every seed a positive rank correlation (Spearman) between "
                  "fraction and updates, i.e. fewer updates with less data.")
-    if sweep.missing:
-        claims.append(_not_testable("fig1_center_train", figure, statement, criterion, "—",
-                                    _lacking(sweep, "operation", sorted({op for op, _ in sweep.missing})), seeds))
+    if untrained:
+        claims.append(_not_testable("fig1_center_train", figure, statement, criterion, "—", untrained, seeds))
         return claims
     train = frame.groupby("train_fraction")["updates_to_99_train"].median()
     in_band = bool(np.isfinite(train).all() and train.between(*band).all())
@@ -401,7 +404,7 @@ def _interventions(sweep: Sweep) -> list[Claim]:
     measured = f"slowest run to 99% training accuracy: {_seeds_text(per_seed, '{:,.0f} updates')}"
     if sweep.missing:  # "every method"
         claims.append(_not_testable("fig2_train_fits", figure, statement, criterion, measured,
-                                    _lacking(sweep, "intervention", sorted({i for _, i in sweep.missing})), seeds))
+                                    _lacking(sweep, "intervention", sweep.untrained("intervention")), seeds))
     elif budget < 10_000 and not math.isfinite(slowest):
         claims.append(_not_testable("fig2_train_fits", figure, statement, criterion, measured,
                                     f"the budget ({budget:,}) ends before 10⁴ and some run had not fitted by then",
@@ -437,7 +440,7 @@ def _operations(sweep: Sweep) -> list[Claim]:
                  "over the fraction grid. A pair is left out when the model cannot tell its two tables apart by "
                  "construction, or when neither reaches 99% anywhere in the grid (no data need to compare).")
     testable, skipped = [], []
-    untrained = [op for pair in SYMMETRIC_PAIRS for op in pair if op in {o for o, _ in sweep.missing}]
+    untrained = set(sweep.untrained("operation")) & {op for pair in SYMMETRIC_PAIRS for op in pair}
     for s, a in SYMMETRIC_PAIRS:
         if s not in known or a not in known:
             skipped.append(f"{s}/{a}: {_lacking(sweep, 'operation', [op for op in (s, a) if op not in known])}")

@@ -376,8 +376,10 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
     from repro import run_folder
 
     config = _config(context)
-    stages = {**{f"train@{name}": [config.group(name)] for name, run in config.runs.items() if run.group == name},
-              **{f"train_sweep@{name}": config.trained_by(name) for name in config.sweeps}}
+    # stage: (its sweep, or None for a named run; its groups)
+    stages = {**{f"train@{name}": (None, [config.group(name)]) for name, run in config.runs.items()
+                 if run.group == name},
+              **{f"train_sweep@{name}": (name, config.trained_by(name)) for name in config.sweeps}}
 
     def made(name: str) -> bool:  # a finished run made with params.yaml's parameters
         try:
@@ -387,12 +389,11 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
         return True
 
     recorded, done_groups = [], []
-    for stage, groups in stages.items():
+    for stage, (sweep, groups) in stages.items():
         done = [g.name for g in groups if all(made(m) for m in g.members)]
         done_groups += done
         whole = len(done) == len(groups)
         # A sweep in part: its folder holds finished groups only (a group's folder appears whole when it ends).
-        sweep = stage.split("@", 1)[1] if stage.startswith("train_sweep@") else None
         in_part = (not whole and sweep is not None and (RUNS_DIR / sweep).is_dir()
                    and all(g.name in done for g in groups if (RUNS_DIR / g.name).exists()))
         if whole or partial and in_part:

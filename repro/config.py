@@ -101,8 +101,9 @@ class GroupConfig:
 
     A named run is a group of one. A sweep has one group per operation and
     intervention, `<sweep>/<operation>-<intervention>`, holding every fraction
-    and seed (full-batch runs: one per fraction too), written to runs/<group>/. On a GPU a group's runs are one
-    program, their weights stacked along a leading axis; on a CPU each run is
+    and seed (full-batch runs: one per fraction too, `group_name`), written to
+    runs/<group>/. On a GPU a group's runs are one program, their weights
+    stacked along a leading axis; on a CPU each run is
     its own call of a program shared by the group (repro/train.py). DVC caches
     a whole sweep (runs/<sweep>/), which one process trains.
     """

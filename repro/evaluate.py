@@ -171,26 +171,20 @@ def groups_of(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict[str, list[
     return groups
 
 
-def trained_groups(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> tuple[list[str], list[str]]:
-    """(trained, missing) groups of the sweep in runs_dir/<sweep>/: a group's folder appears whole when it ends.
+def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
+    """records/<sweep>.json: the grid, its groups trained and not, and per member its place, numbers, hashes and
+    maker.
 
-    A sweep trained in part on a lent GPU is recorded in DVC as it stands (README, "The paper scale"), so
-    groups may be missing; evaluation, figures and claims then say which. A sweep with no folder at all was
-    never trained: an error.
+    A sweep trained in part on a lent GPU is recorded in DVC as it stands (README, "The paper scale"): a group
+    is trained when its folder is there (it appears whole when the group ends); evaluation, figures and claims
+    say which groups are missing. A sweep with no folder at all was never trained: an error.
     """
     if not (runs_dir / sweep.name).is_dir():
         raise ConfigError(f"missing {runs_dir / sweep.name}: the sweep is not trained; train it with "
                           f"`repro train {sweep.name}` (or `dvc repro`)")
     groups = groups_of(sweep, runs)
     trained = [g for g in groups if (runs_dir / g).is_dir()]
-    return trained, [g for g in groups if g not in trained]
-
-
-def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path) -> dict:
-    """records/<sweep>.json: the grid, the groups not trained yet, and per member its place, numbers, hashes and
-    maker."""
-    trained, missing = trained_groups(sweep, runs, runs_dir)
-    groups = groups_of(sweep, runs)
+    missing = [g for g in groups if g not in trained]
     members = {}
     for name in (m for g in trained for m in groups[g]):
         summary, identity = _evaluated(runs[name], runs_dir / runs[name].directory)
@@ -261,13 +255,13 @@ def record_frame(summary: dict) -> pd.DataFrame:
     return _frame(list(summary["runs"].values()))
 
 
-FRAME_COLUMNS = ("operation", "train_fraction", "seed", "intervention", "updates_to_99_train", "updates_to_99_val",
+_COLUMNS = ("operation", "train_fraction", "seed", "intervention", "updates_to_99_train", "updates_to_99_val",
                  "best_val_accuracy")
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """Runs as rows; "not reached" becomes infinity, so it sorts above every update count."""
-    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=FRAME_COLUMNS)  # no group trained yet
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=_COLUMNS)  # no group trained yet
     for column in ("updates_to_99_train", "updates_to_99_val"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(math.inf)
     return frame
