@@ -577,10 +577,10 @@ def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
     def sweep(name: str) -> Sweep:
         missing = evaluate.missing_groups(evaluate.read_metrics(records_dir / f"{name}.json"), name)
         groups = evaluate.groups_of(config.sweeps[name], config.runs)
-        where = {g: evaluate.coordinates(config.runs[members[0]]) for g, members in groups.items()}
+        where = [evaluate.coordinates(config.runs[groups[g][0]]) for g in missing]
         return Sweep(evaluate.sweep_frame(config.sweeps[name], config.runs, histories_dir, missing),
                      evaluate.grid(config.sweeps[name], config.runs),
-                     tuple((where[g]["operation"], where[g]["intervention"]) for g in missing))
+                     tuple((w["operation"], w["intervention"]) for w in where))
 
     return {"figure1": figure1, "fractions": sweep(f.fractions), "interventions": sweep(f.interventions),
             "operations": sweep(f.operations), "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}

@@ -256,7 +256,7 @@ def record_frame(summary: dict) -> pd.DataFrame:
 
 
 _COLUMNS = ("operation", "train_fraction", "seed", "intervention", "updates_to_99_train", "updates_to_99_val",
-                 "best_val_accuracy")
+            "best_val_accuracy")
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

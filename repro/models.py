@@ -76,10 +76,6 @@ class Projection(keras.layers.Layer):
         columns = {"query": slice(0, self.width), "key_value": slice(self.width, None), "all": slice(None)}[part]
         return ops.matmul(x, self.kernel[:, columns])
 
-    def compute_output_spec(self, x, part="all"):
-        width = {"query": 1, "key_value": 2, "all": 3}[part] * x.shape[-1]
-        return keras.KerasTensor((*x.shape[:-1], width), dtype=x.dtype)
-
 
 @keras.saving.register_keras_serializable(package="repro")
 class CausalAttention(keras.layers.Layer):
