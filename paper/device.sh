@@ -85,6 +85,11 @@ start() {
     unknown=$(cd "$root/paper" && comm -23 <(printf '%s\n' "$@" | sort -u) <(python3 -m repro groups | sort -u))
     [ -z "$unknown" ] || die "not groups of paper/params.yaml: $unknown (\`repro groups\` lists them)"
     rm -f "$state/rc"
+    # Groups of one shape compile the same programs (Figure 1 (left)'s three seeds and Figure 3's two x + y
+    # runs; the operations sweep's groups of one table size; the minibatch interventions): JAX's persistent
+    # cache compiles each once a machine. A cached program is the same binary, so the bytes are the same;
+    # `check` trains without it, so that its two fp32 processes each compile.
+    export JAX_COMPILATION_CACHE_DIR="$state/jax-cache"
     # A session of its own, so that the training outlives this call; its exit status is kept for `collect`.
     printf '%s\n' "$@" > "$state/packed"  # skipped: neither trained nor sent back (check's run included)
     REPRO="python3 -m repro" SKIP_GROUPS="$*" setsid nohup bash -c \

@@ -17,8 +17,8 @@ from pathlib import Path
 PACKAGES = ("tensorflow-cpu", "tensorflow", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "keras",
             "numpy", "h5py", "ml-dtypes", "pandas", "matplotlib",
             "scikit-learn", "dvc", "click", "pyyaml")
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
-                    "TF_XLA_FLAGS", "XLA_FLAGS", "KERAS_BACKEND")
+ENVIRONMENT_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
+                         "TF_XLA_FLAGS", "XLA_FLAGS", "KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")
 
 
 def packages() -> dict[str, str]:
@@ -72,6 +72,6 @@ def environment() -> dict:
         "packages": packages(),
         "backend": determinism.details(),
         "cpu": cpu(),
-        "environment": {k: os.environ.get(k) for k in THREAD_VARIABLES},
+        "environment": {k: os.environ.get(k) for k in ENVIRONMENT_VARIABLES},
         "git": git(),
     }

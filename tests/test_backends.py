@@ -44,14 +44,21 @@ def test_under_jax_the_package_trains_without_ever_importing_tensorflow(tmp_path
     assert record["group"] == {"name": "grid/add-adamw", "runs": 2, "position": 0, "shards": 2}
 
 
-def test_jax_gives_the_same_bytes_twice_and_other_bytes_than_tensorflow(tmp_path):
-    outputs = {}
-    for name, env in (("jax1", JAX), ("jax2", JAX), ("tf", {"KERAS_BACKEND": "tensorflow"})):
+def test_jax_gives_the_same_bytes_twice_and_from_its_compilation_cache_and_other_bytes_than_tensorflow(tmp_path):
+    # paper/device.sh trains with JAX's persistent compilation cache: the second process that uses it loads
+    # the programs the first one compiled, and must give the bytes of a process that compiled them itself.
+    cache = tmp_path / "jax-cache"
+    cached = {**JAX, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+              "JAX_LOG_COMPILES": "1"}  # logs each cache hit as a warning
+    outputs, hits = {}, {}
+    for name, env in (("jax1", JAX), ("jax2", cached), ("jax3", cached), ("tf", {"KERAS_BACKEND": "tensorflow"})):
         root = _project(tmp_path / name)
-        repro("train", "grid/s5_mul-minibatch_adam", cwd=root, env={**os.environ, **env})
+        log = repro("train", "grid/s5_mul-minibatch_adam", cwd=root, env={**os.environ, **env}).stderr
         folder = root / "runs/grid/s5_mul-minibatch_adam"
         outputs[name] = {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
                          if p.name in ("history.csv", "model.weights.h5", "run.json")}
+        hits[name] = log.count("Persistent compilation cache hit for 'jit__train_chunk_function'")
     assert len(outputs["jax1"]) == 6
-    assert outputs["jax1"] == outputs["jax2"]
+    assert outputs["jax1"] == outputs["jax2"] == outputs["jax3"]
+    assert hits["jax2"] == 0 and hits["jax3"] == 1  # jax3's training program came from jax2's compilation
     assert outputs["jax1"] != outputs["tf"]  # another backend: other random numbers and round-off, recorded

@@ -138,6 +138,7 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     log = (out / "train.log").read_text()
     assert "every group is trained" in log and "backend: jax" in (out / "env.txt").read_text()
     assert "training add_decay" not in log  # `check` made it
+    assert any((tmp_path / "state/jax-cache").glob("jit__train_chunk_function-*"))  # `start` compiles into it
     assert "abc123 (given by REPRO_GIT_COMMIT" in (there / "paper/runs/add_decay/provenance.json").read_text()
     archives = [str(p) for p in out.glob("runs-*.tar.gz")]
     assert len(archives) == 1 and "packed 0 finished" in _run("bash", "paper/device.sh", "collect", "1",
