@@ -87,7 +87,7 @@ start() {
     rm -f "$state/rc"
     # Groups of one shape compile the same programs (Figure 1 (left)'s three seeds and Figure 3's two x + y
     # runs; the operations sweep's groups of one table size; the minibatch interventions): JAX's persistent
-    # cache compiles each once a machine. A cached program is the same binary, so the bytes are the same;
+    # cache compiles each once per machine. A cached program is the same binary, so the bytes are the same;
     # `check` trains without it, so that its two fp32 processes each compile.
     export JAX_COMPILATION_CACHE_DIR="$state/jax-cache"
     # A session of its own, so that the training outlives this call; its exit status is kept for `collect`.

@@ -240,8 +240,9 @@ def transformer(config: ModelConfig, num_elements: int, dropout: bool = False, a
       computed once per token and gathered too.
     XLA counts 4.95 GFLOP for one update of 512 examples of the full model
     (forward and backward), 2.62 with the first saving and 2.01 with all
-    three (a test checks that fewer than 45% remain). With dropout the masks must differ per example, so then every example
-    computes every position (but the last block still only "=").
+    three (a test checks that fewer than 45% remain). With dropout the masks
+    must differ per example, so then every example computes every position
+    (but the last block still only "=").
     """
     vocab_size = num_elements + 2  # the elements, then ∘ and =
     tokens = keras.Input(shape=(SEQUENCE_LENGTH,), dtype="int32", name="tokens")
