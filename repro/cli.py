@@ -69,39 +69,90 @@ def generate(context: click.Context, names: tuple[str, ...]) -> None:
                    f"{m['train']} train / {m['validation']} validation")
 
 
+def _duration(text: str) -> float:
+    """Seconds in '90', '90s', '45m', '2h' or '1h30m'."""
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or parts is None or not any(parts.groups()):
+        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 90s, 45m, 2h or 1h30m")
+    hours, minutes, seconds = (float(p) if p else 0.0 for p in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 @main.command()
 @click.argument("name")
 @click.option("--precision", type=click.Choice(["fp32", "tf32"]), default="fp32", show_default=True,
               help="Matrix-product precision on GPUs (CPUs compute fp32 either way); recorded in run.json.")
+@click.option("--for", "duration", metavar="DURATION", default=None,
+              help="Train for at most this long (90s, 45m, 2h, 1h30m), then checkpoint and exit 0; run again to "
+                   "continue. A named run stopped so leaves its history so far in runs/NAME/ (a partial result).")
 @click.pass_context
 @_clear_errors
-def train(context: click.Context, name: str, precision: str) -> None:
+def train(context: click.Context, name: str, precision: str, duration: str | None) -> None:
     """Trains sweep NAME into runs/NAME/ (every group of it, in one process), or group NAME into runs/NAME/.
 
     A group is a named run, or a sweep's `<sweep>/<operation>-<intervention>`;
     a sweep member's name trains the whole group it belongs to. A killed
-    process resumes from its checkpoints. KERAS_BACKEND picks the backend
-    (tensorflow, the default, or jax).
+    process resumes from its checkpoints; Ctrl-C checkpoints within seconds and
+    exits 130 (twice: at once). KERAS_BACKEND picks the backend (tensorflow,
+    the default, or jax).
     """
-    from repro import datasets
     from repro import train as train_module
 
+    seconds = None if duration is None else _duration(duration)
     config = _config(context)
-    groups = config.trained_by(name)
-    root = name if name in config.sweeps else groups[0].name
-    jobs = []
-    for group in groups:
-        runs = [config.runs[member] for member in group.members]
-        data = [datasets.make(run.dataset) if run.dataset_name is None  # a sweep member's split is cheap to make
-                else datasets.load(DATA_DIR / run.dataset_name, run.dataset) for run in runs]
-        jobs.append((group.name, runs, data))
-    histories = train_module.train_groups(root, jobs, RUNS_DIR / root, CHECKPOINT_DIR, precision,
-                                          config.execution.checkpoint_seconds, config.keeps_weights)
-    for (_, runs, _), history in zip(jobs, histories):
-        for run, run_history in zip(runs, history):
-            last = run_history[-1]
-            click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, "
-                       f"val acc {last[4]:.3f}")
+    outcome = train_module.train_target(config, name, precision, seconds)
+    for group, positions, reached, budget in outcome.stopped:
+        where = "not started" if reached < 0 else f"stopped at update {reached:,} of {budget:,}"
+        click.echo(f"{group}: runs {positions} {where}; run again to continue")
+    if outcome.stopped:
+        click.echo(f"{name}: stopped ({outcome.reason}); the checkpoints are under {CHECKPOINT_DIR}/"
+                   f"{'' if outcome.reason == 'deadline' else ' (interrupted)'}")
+        if outcome.reason != "deadline":
+            context.exit(130 if outcome.reason == "SIGINT" else 143)
+        return
+    for run, last in outcome.finished:
+        click.echo(f"{RUNS_DIR / run.directory}: {int(last[0])} updates, train acc {last[2]:.3f}, "
+                   f"val acc {last[4]:.3f}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@_clear_errors
+def pack(context: click.Context, name: str, target: Path) -> None:
+    """Packs the in-flight state of NAME (a run, group or sweep stopped by `train --for` or Ctrl-C) into TARGET.
+
+    One file: every shard's weights, optimiser moments, history so far and the update it is at. `repro
+    unpack TARGET` on another machine or folder continues the run exactly where it was packed.
+    """
+    from repro import checkpoints
+
+    groups = [group.name for group in _config(context).trained_by(name)]
+    for member in checkpoints.pack(CHECKPOINT_DIR, groups, target, name):
+        click.echo(f"packed {CHECKPOINT_DIR / member}")
+    click.echo(f"{target}: the in-flight state of {name}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("name", required=False)
+@click.pass_context
+@_clear_errors
+def unpack(context: click.Context, source: Path, name: str | None) -> None:
+    """Puts the in-flight state packed in SOURCE (`repro pack`) under checkpoints/, to continue with `repro train`.
+
+    With NAME, refuses a pack that holds other groups than NAME's. A checkpoint here that is further
+    along is kept. `repro train` then resumes only if this machine's training code and library versions
+    are the ones that made the state; otherwise it says so and starts over.
+    """
+    from repro import checkpoints
+
+    groups = None if name is None else [group.name for group in _config(context).trained_by(name)]
+    for member, outcome in checkpoints.unpack(source, CHECKPOINT_DIR, groups):
+        click.echo(f"{CHECKPOINT_DIR / member}: {outcome}")
 
 
 @main.command()

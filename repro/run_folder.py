@@ -4,8 +4,10 @@
     model.weights.h5   Keras (`save_weights` / `load_weights`), where the run's weights are kept
     run.json           what determines the results: parameters and their fingerprint, seeds, dataset counts,
                        group, backend, precision, versions (train.record builds it); for a run whose
-                       weights are not kept, their SHA-256 (`weights_digest`)
-    provenance.json    the machine and environment that made them (provenance.environment)
+                       weights are not kept, their SHA-256 (`weights_digest`); for a run stopped before
+                       its budget, how far it got (`PARTIAL`)
+    provenance.json    the machine and environment that made them (provenance.environment), and the
+                       slices: each process that trained the run, on which machine, which updates, how long
 
 run.json is the same wherever the run is reproduced on the same backend; provenance.json is not, so
 `repro verify` hashes run.json and leaves provenance.json out.
@@ -28,6 +30,9 @@ from repro.config import ConfigError, RunConfig
 
 RUN_JSON, PROVENANCE_JSON, WEIGHTS = "run.json", "provenance.json", "model.weights.h5"
 WEIGHTS_DIGEST = "weights_sha256"  # run.json's key for the digest of weights that were not kept
+# run.json's key for a named run stopped before its budget (`repro train --for`, Ctrl-C): {"updates": the
+# last logged update, "budget": the run's updates}. Its folder holds the history so far and no weights.
+PARTIAL = "partial"
 
 
 def weights_digest(weights: list[np.ndarray]) -> str:
@@ -42,7 +47,7 @@ def weights_digest(weights: list[np.ndarray]) -> str:
 
 def result_files(record: dict) -> tuple[str, ...]:
     """The files that hold a run's results (run.json given as `record`): what `repro verify` compares."""
-    kept = () if WEIGHTS_DIGEST in record else (WEIGHTS,)
+    kept = () if WEIGHTS_DIGEST in record or PARTIAL in record else (WEIGHTS,)
     return (history_csv.FILE, *kept, RUN_JSON)
 
 

@@ -21,24 +21,35 @@ the same however the training was split into calls, interrupted or resumed.
 In a shard of several runs, smaller batches (full-batch runs of a smaller
 training set) are padded to the shard's widest with zero weight.
 
+Training may stop before its budget, at a deadline (`repro train --for 2h`)
+or on Ctrl-C or SIGTERM (`Stop`): every shard checkpoints at the update it
+has reached, within one compiled call, and the next process continues from
+there exactly. Checkpoints are also written every `checkpoint_seconds`,
+whatever the log spacing; repro/checkpoints.py owns their format, what a
+checkpoint must match to be resumed (the same training code and libraries),
+and the pack files that move them between machines. A named run stopped so
+leaves a partial result: its history so far.
+
 Outputs of each run (written together with every group of the process, atomically):
     history.csv        update, losses, accuracies, global weight norm
     model.weights.h5   the final weights (Keras format), unless the sweep's keep_weights leaves the run out
     run.json           parameters, seeds, dataset counts, group, backend and versions (and the weights'
-                       SHA-256 where they are not kept)
-    provenance.json    the machine and environment that made them
+                       SHA-256 where they are not kept; how far a stopped named run got)
+    provenance.json    the machine and environment that made them, and every slice (process) that trained it
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+import signal
 import sys
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -46,8 +57,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from repro import backend, determinism, files, history_csv, models, provenance, run_folder
-from repro.config import ModelConfig, RunConfig, TrainingConfig
+from repro import backend, checkpoints, datasets, determinism, files, history_csv, models, provenance, run_folder
+from repro.config import Config, ModelConfig, RunConfig, TrainingConfig
 from repro.datasets import Dataset
 
 # Updates per compiled call. Fixed, so that one compilation serves every call.
@@ -280,10 +291,16 @@ class Shard:
     def _signature(self, function: str) -> tuple:
         return id(self.program), function, len(self.positions), tuple(self.table[0].shape), self.width
 
-    def train(self, start: int, stop: int) -> None:
-        """Updates start … stop - 1 of the shard's runs."""
+    def train(self, start: int, stop: int, pause: Callable[[int], bool] | None = None) -> int:
+        """Updates start … stop - 1 of the shard's runs; returns the update reached (stop, unless paused).
+
+        `pause(update)` is asked before every compiled call (every CHUNK_UPDATES updates) and may save a
+        checkpoint; when it returns True, training stops there.
+        """
         begin = start
         while begin < stop:
+            if pause is not None and pause(begin):
+                break
             count = min(CHUNK_UPDATES, stop - begin)
             rows = ops.convert_to_tensor(self.batches.take(begin, count, self.width, CHUNK_UPDATES))
             arguments = (self.state, self.hyper, *self.table, ops.convert_to_tensor(np.int32(begin)),
@@ -291,6 +308,7 @@ class Shard:
             self.state = self.programs.call(self._signature("train"), lambda: self.program.train_chunk(*arguments))
             begin += count
         keras.tree.map_structure(ops.convert_to_numpy, self.state["params"][:1])  # wait for the device
+        return begin
 
     def evaluate(self) -> np.ndarray:
         """(runs, 5), in the shard's order."""
@@ -400,34 +418,66 @@ class GroupTrainer:
         return model
 
 
-# --- checkpoints --------------------------------------------------------------
+# --- stopping and checkpoints ---------------------------------------------------
 
 def group_fingerprint(runs: list[RunConfig], precision: str) -> str:
-    """What determines a group's training: its members, in order, the backend and the precision."""
+    """What determines a shard's runs: its members, in order, the backend and the precision."""
     text = "|".join([backend.NAME, precision, *(f"{r.name}={r.fingerprint()}" for r in runs)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, fingerprint: str, history: np.ndarray, state: list[np.ndarray]) -> None:
-    arrays = {f"state_{i}": a for i, a in enumerate(state)}
-    with files.atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, fingerprint=np.array(fingerprint), history=history, **arrays)
+class Stop:
+    """Why training should end before its budget: a deadline (`repro train --for`), Ctrl-C or SIGTERM.
 
+    Shards look before every compiled call, so a stop comes within one call (CHUNK_UPDATES updates,
+    about 6 s of the paper's transformer on a laptop) and leaves a checkpoint at the update reached.
+    Shards not started yet do not start.
+    """
 
-def load_checkpoint(path: Path, fingerprint: str):
-    """(history, state) from a checkpoint of this very group, else None (a damaged one is reported and deleted)."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as saved:
-            if str(saved["fingerprint"]) != fingerprint:
-                return None
-            state = [saved[f"state_{i}"] for i in range(len(saved.files) - 2)]
-            return saved["history"], state
-    except Exception as error:  # a truncated or damaged file: never trust it, never let it block a rerun
-        _report(f"{path} is damaged ({type(error).__name__}: {error}); deleted it, training from the start")
-        path.unlink(missing_ok=True)
-        return None
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, seconds: float | None = None):
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.reason: str | None = None  # "deadline", "SIGINT" or "SIGTERM"
+        self._event = threading.Event()
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    def requested(self) -> bool:
+        if not self._event.is_set() and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.request("deadline")
+        return self._event.is_set()
+
+    @contextlib.contextmanager
+    def on_signals(self):
+        """While inside, the first signal asks every shard to checkpoint and stop; a second one exits at once.
+
+        The second exits without writing anything: each shard's last checkpoint (atomic) stands.
+        """
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            yield
+            return
+        previous = {number: signal.getsignal(number) for number in self.SIGNALS}
+
+        def handler(number, _frame):
+            name = signal.Signals(number).name
+            if self.reason in ("SIGINT", "SIGTERM"):
+                _report(f"{name} again: exiting at once; the last checkpoints stand")
+                os._exit(128 + number)
+            self.request(name)
+            _report(f"{name}: every shard checkpoints at its next {CHUNK_UPDATES}-update boundary and stops "
+                    f"(again to exit at once)")
+
+        for number in self.SIGNALS:
+            signal.signal(number, handler)
+        try:
+            yield
+        finally:
+            for number, old in previous.items():
+                signal.signal(number, old)
 
 
 def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int, weights_digest: str | None) -> dict:
@@ -504,54 +554,88 @@ class Progress:
 
 @dataclass
 class _Job:
-    """One shard of one group, trained start to end by one thread."""
+    """One shard of one group, trained start to end by one thread (or until a stop)."""
 
     group: str
     trainer: GroupTrainer
     shard: Shard
     checkpoint: Path
-    fingerprint: str
+    made_as: dict  # checkpoints.identity: what a checkpoint must match to be resumed
+    slices: list[dict] = field(default_factory=list)  # the processes that trained it, this one's included
+    stopped_at: int | None = None  # the update it stopped at, if it stopped before its budget
 
     def cost(self) -> int:
-        run = self.trainer.runs[self.shard.positions[0]]
-        return run.training.updates * self.shard.width * len(self.shard.positions)
+        return self.updates * self.shard.width * len(self.shard.positions)
+
+    @property
+    def updates(self) -> int:
+        return self.trainer.runs[self.shard.positions[0]].training.updates
 
 
-def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float) -> None:
-    """Trains one shard through its log schedule, resuming from and saving its own checkpoint."""
+def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float, stop: Stop) -> None:
+    """Trains one shard through its log schedule, from its checkpoint if one continues exactly.
+
+    A checkpoint is written every `checkpoint_seconds` of wall time (between compiled calls, whatever
+    the log spacing), at a stop, and after the last update: the last, so that a process killed before
+    it writes its groups keeps its finished shards. Mid-way between log points a checkpoint holds the
+    state at its update and the history up to the log point before; resuming continues from that very
+    update, with the same compiled calls as an uninterrupted run.
+    """
+    if stop.requested():  # never started: its checkpoint, if any, is left as it is
+        job.stopped_at = -1
+        return
     shard = job.shard
-    training = job.trainer.runs[shard.positions[0]].training
-    schedule = log_schedule(training.updates, training.log_points)
-    resumed = load_checkpoint(job.checkpoint, job.fingerprint)
+    schedule = log_schedule(job.updates, job.trainer.runs[shard.positions[0]].training.log_points)
+    resumed = checkpoints.load(job.checkpoint, job.made_as, _report)
     if resumed is None:
+        at, earlier = 0, []
         shard.history = [np.column_stack([np.zeros(len(shard.positions)), shard.evaluate()])]
     else:
-        saved, state = resumed
+        meta, saved, state = resumed
         shard.restore(state)
         shard.history = list(np.swapaxes(saved, 0, 1))
-        _report(f"{job.group}: runs {shard.positions} resuming from update {int(shard.history[-1][0, 0])} "
-                f"({job.checkpoint})")
-    done = int(shard.history[-1][0, 0])
-    progress.advance(done * len(shard.positions), 0.0, 0.0)
-    last_checkpoint = time.monotonic()
+        at, earlier = meta["updates"], meta["slices"]
+        _report(f"{job.group}: runs {shard.positions} resuming from update {at} ({job.checkpoint})")
+    began, clock, wall = at, time.monotonic(), time.time()
+    job.slices = earlier
+    saved_at, saved_when = (at if resumed else None), time.monotonic()
+    progress.advance(at * len(shard.positions), 0.0, 0.0)
+
+    def save(reached: int) -> None:
+        nonlocal saved_at, saved_when
+        job.slices = [*earlier, checkpoints.slice_record(began, reached, time.monotonic() - clock, wall)]
+        checkpoints.save(job.checkpoint, job.made_as, reached, job.slices, np.stack(shard.history, axis=1),
+                         shard.state_arrays())
+        saved_at, saved_when = reached, time.monotonic()
+
+    def pause(reached: int) -> bool:
+        if stop.requested():
+            return True
+        if reached != saved_at and time.monotonic() - saved_when >= checkpoint_seconds:
+            save(reached)
+        return False
+
     for previous, target in zip(schedule, schedule[1:]):
-        if target <= done:
+        if target <= at:
             continue
-        shard.train(previous, target)
+        begin = max(previous, at)
+        at = shard.train(begin, target, pause)
+        if at < target:
+            progress.advance((at - begin) * len(shard.positions), 0.0, 0.0)
+            save(at)
+            job.stopped_at = at
+            return
         shard.history.append(np.column_stack([np.full(len(shard.positions), float(target)), shard.evaluate()]))
-        progress.advance((target - previous) * len(shard.positions), float(shard.history[-1][:, 2].mean()),
+        progress.advance((target - begin) * len(shard.positions), float(shard.history[-1][:, 2].mean()),
                          float(shard.history[-1][:, 4].mean()))
-        now = time.monotonic()
-        # The last state is saved too: a process killed before it writes its groups keeps finished shards.
-        if now - last_checkpoint >= checkpoint_seconds or target == schedule[-1]:
-            save_checkpoint(job.checkpoint, job.fingerprint, np.stack(shard.history, axis=1), shard.state_arrays())
-            last_checkpoint = now
+    if at != saved_at:
+        save(at)
 
 
-def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seconds: float) -> None:
+def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seconds: float, stop: Stop) -> None:
     """Every job, in order, on `workers` threads; the first failure cancels what has not started."""
     with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(_train_job, job, progress, checkpoint_seconds) for job in jobs]
+        futures = [pool.submit(_train_job, job, progress, checkpoint_seconds, stop) for job in jobs]
         finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in finished if f.exception() is not None]
         if failed:
@@ -560,9 +644,40 @@ def _run_all(jobs: list[_Job], workers: int, progress: Progress, checkpoint_seco
             raise failed[0].exception()
 
 
+@dataclass
+class Trained:
+    """What `train_groups` did: every group's histories if all finished, else where each shard stopped."""
+
+    histories: list[np.ndarray]  # per group, (runs, log points, 6); empty if any shard stopped early
+    stopped: list[tuple[str, list[int], int, int]]  # (group, runs' positions, update reached or -1, budget)
+    reason: str | None  # why they stopped: "deadline", "SIGINT", "SIGTERM"; None if nothing stopped
+    finished: list[tuple[RunConfig, np.ndarray]] = field(default_factory=list)  # each run's last history row
+
+
+def train_target(config: Config, name: str, precision: str = "fp32", seconds: float | None = None) -> Trained:
+    """`repro train NAME`: every group NAME trains (Config.trained_by), into runs/NAME/ (a group: its name).
+
+    A named run's data are its generated table (data/, a DVC output); a sweep member's split is made
+    here, which is cheap. `seconds`: stop after so long (Stop), checkpointing every shard.
+    """
+    groups = config.trained_by(name)
+    root = name if name in config.sweeps else groups[0].name
+    jobs = []
+    for group in groups:
+        runs = [config.runs[member] for member in group.members]
+        data = [datasets.make(run.dataset) if run.dataset_name is None
+                else datasets.load(files.DATA_DIR / run.dataset_name, run.dataset) for run in runs]
+        jobs.append((group.name, runs, data))
+    trained = train_groups(root, jobs, files.RUNS_DIR / root, files.CHECKPOINT_DIR, precision,
+                           config.execution.checkpoint_seconds, config.keeps_weights, Stop(seconds))
+    trained.finished = [(run, history[-1]) for (_, runs, _), group_history in zip(jobs, trained.histories)
+                        for run, history in zip(runs, group_history)]
+    return trained
+
+
 def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Dataset]]], out_dir: Path,
                  checkpoint_dir: Path, precision: str = "fp32", checkpoint_seconds: float = 60.0,
-                 keeps_weights: Callable[[RunConfig], bool] = lambda run: True) -> list[np.ndarray]:
+                 keeps_weights: Callable[[RunConfig], bool] = lambda run: True, stop: Stop | None = None) -> Trained:
     """Trains `groups` (name, runs, datasets) in one process, resuming each shard from its checkpoint.
 
     `name` is a sweep, a group or a run; every run's folder is written under
@@ -570,24 +685,38 @@ def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Datase
     done. Groups of one model and table size share compiled programs, and on a
     CPU the two threads take shards of any group, the longest first. A run
     for which `keeps_weights` is false gets its weights' digest instead of the
-    weights (Config.keeps_weights). Returns each group's histories, (runs, log points, 6).
+    weights (Config.keeps_weights).
+
+    `stop` (default: none but Ctrl-C and SIGTERM) ends training early: every shard checkpoints where
+    it is, and nothing is written under `out_dir` but a named run's partial result (`_write_partial`).
     """
+    stop = Stop() if stop is None else stop
     programs = Programs()
     trainers = [GroupTrainer(runs, data, precision, programs) for _, runs, data in groups]
     jobs = []
-    for (group, runs, _), trainer in zip(groups, trainers):
+    for (group, runs, data), trainer in zip(groups, trainers):
         for shard in trainer.shards:
             members = [runs[p] for p in shard.positions]
-            jobs.append(_Job(group, trainer, shard, checkpoint_dir / group / f"{shard.positions[0]}.npz",
-                             group_fingerprint(members, precision)))
+            content = [*(np.asarray(ops.convert_to_numpy(t)) for t in shard.table),
+                       *(data[p].train for p in shard.positions)]
+            made_as = checkpoints.identity(group_fingerprint(members, precision), checkpoints.data_digest(content),
+                                           precision)
+            jobs.append(_Job(group, trainer, shard, checkpoint_dir / group / f"{shard.positions[0]}.npz", made_as))
     jobs.sort(key=_Job.cost, reverse=True)
     runs_in_all = sum(len(runs) for _, runs, _ in groups)
     progress = Progress(name, sum(run.training.updates for _, runs, _ in groups for run in runs), runs_in_all)
     workers = 1 if backend.accelerator() == "gpu" else CPU_THREADS
-    _run_all(jobs, workers, progress, checkpoint_seconds)
+    with stop.on_signals():
+        _run_all(jobs, workers, progress, checkpoint_seconds, stop)
 
+    stopped = [(job.group, job.shard.positions, job.stopped_at, job.updates) for job in jobs
+               if job.stopped_at is not None]
+    if stopped:
+        _write_partial(name, groups, trainers, jobs, out_dir)
+        return Trained([], stopped, stop.reason)
     histories = [trainer.histories() for trainer in trainers]
     environment = provenance.environment()
+    slices = {(id(job.trainer), p): job.slices for job in jobs for p in job.shard.positions}
     with files.atomic_directory(out_dir) as tmp:
         for trainer, (group, runs, data), history in zip(trainers, groups, histories):
             weights = trainer.weights()
@@ -601,12 +730,33 @@ def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Datase
                 else:
                     digest = run_folder.weights_digest(weights[index])
                 run_folder.write(run_dir, record(run, dataset, trainer, index, digest),
-                                 {**environment, "parameters_hash": run.fingerprint()})
+                                 {**environment, "parameters_hash": run.fingerprint(),
+                                  "slices": slices[id(trainer), index]})
     for job in jobs:
         job.checkpoint.unlink(missing_ok=True)
     for group, _, _ in groups:
         _remove_empty_folders(checkpoint_dir / group, checkpoint_dir)
-    return histories
+    return Trained(histories, [], None)
+
+
+def _write_partial(name: str, groups, trainers: list[GroupTrainer], jobs: list[_Job], out_dir: Path) -> None:
+    """A named run stopped early is a result so far: its folder holds the history to its last log point.
+
+    Only for a named run trained alone (a sweep's groups appear whole or not at all). Its run.json says
+    `partial`: the updates logged and the budget; the weights are in the checkpoint, not in the folder,
+    since they are past the last log point. A shard that never started leaves any earlier folder as it is.
+    """
+    if len(groups) != 1 or len(groups[0][1]) != 1 or groups[0][1][0].directory != name:
+        return
+    (job,), trainer, (run,), (dataset,) = jobs, trainers[0], groups[0][1], groups[0][2]
+    if job.stopped_at is None or job.stopped_at < 0 or len(job.shard.history) < 2:
+        return
+    history = np.stack(job.shard.history, axis=1)[0]
+    partial = {"updates": int(history[-1, 0]), "budget": run.training.updates}
+    with files.atomic_directory(out_dir) as tmp:
+        (tmp / history_csv.FILE).write_text(history_csv.text(history), encoding="utf-8")
+        run_folder.write(tmp, {**record(run, dataset, trainer, 0, None), run_folder.PARTIAL: partial},
+                         {**provenance.environment(), "parameters_hash": run.fingerprint(), "slices": job.slices})
 
 
 def _remove_empty_folders(folder: Path, root: Path) -> None:

@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,7 +163,7 @@ def test_a_sweep_trains_in_one_process_with_programs_shared_across_groups(tmp_pa
             for g in groups]
     together = train.train_groups("grid", jobs, tmp_path / "sweep", tmp_path / "ckpt", checkpoint_seconds=0)
     alone = train.train_groups(jobs[2][0], [jobs[2]], tmp_path / "alone", tmp_path / "ckpt2", checkpoint_seconds=0)
-    assert np.array_equal(together[2], alone[0])
+    assert np.array_equal(together.histories[2], alone.histories[0]) and not together.stopped
     for name in OUTPUTS[:2]:
         assert (tmp_path / "sweep/add-adamw/add-0.5-0-adamw" / name).read_bytes() == \
             (tmp_path / "alone/add-0.5-0-adamw" / name).read_bytes()
@@ -251,28 +252,55 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     assert not checkpoint.exists()
 
 
-def test_a_checkpoint_of_other_parameters_is_not_resumed(tmp_path):
-    root = _prepare(tmp_path / "run")
+def _checkpoint_of(root, **overrides):
+    """A checkpoint of the tiny run's initial state, made as `checkpoints.identity` would, with `overrides`."""
+    from repro import checkpoints
+
     run = config.parse(tiny_params()).run("tiny")
-    other = config.parse(tiny_params(learning_rate=0.5)).run("tiny")
-    dataset = datasets.load(root / "data/add_23", run.dataset)
-    checkpoint = root / "checkpoints/tiny.npz"
-    trainer = train.GroupTrainer([other], [dataset])
-    mine, theirs = train.group_fingerprint([run], "fp32"), train.group_fingerprint([other], "fp32")
-    train.save_checkpoint(checkpoint, theirs, np.zeros((1, 1, 6)), trainer.state_arrays())
-    assert train.load_checkpoint(checkpoint, mine) is None
-    assert train.load_checkpoint(checkpoint, theirs) is not None
+    trainer = train.GroupTrainer([run], [datasets.load(root / "data/add_23", run.dataset)])
+    shard = trainer.shards[0]
+    content = [*(np.asarray(t) for t in shard.table), datasets.load(root / "data/add_23", run.dataset).train]
+    made_as = checkpoints.identity(train.group_fingerprint([run], "fp32"), checkpoints.data_digest(content), "fp32")
+    for key, value in overrides.items():  # a dict changes only the entries it names
+        made_as[key] = {**made_as[key], **value} if isinstance(value, dict) else value
+    path = root / "checkpoints/tiny/0.npz"
+    checkpoints.save(path, made_as, 0, [], np.zeros((1, 1, 6)), trainer.state_arrays())
+    return path
+
+
+@pytest.mark.parametrize("made_with, reason", [
+    ({"runs": "0123456789abcdef"}, "other parameters"),
+    ({"code": {"repro/train.py": "0" * 16}}, r"other training code \(repro/train.py changed\)"),
+    ({"libraries": {"keras": "2.0.0"}}, "other library versions: .*keras 2.0.0"),
+    ({"data": "0" * 16}, "other data"),
+])
+def test_a_checkpoint_made_otherwise_is_refused_with_its_reason_and_never_blocks_a_rerun(tmp_path, made_with, reason):
+    root = _prepare(tmp_path / "run")
+    _checkpoint_of(root, **made_with)
+    result = repro("train", "tiny", cwd=root)
+    assert re.search(f"was made with {reason}.*not resumed: training from the start", result.stderr), result.stderr
+    assert "resuming from" not in result.stderr and (root / "runs/tiny/history.csv").is_file()
+
+
+def test_a_checkpoint_of_an_older_format_is_refused(tmp_path):
+    root = _prepare(tmp_path / "run")
+    path = root / "checkpoints/tiny/0.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, fingerprint=np.array("0123456789abcdef"), history=np.zeros((1, 1, 6)), state_0=np.zeros(3))
+    result = repro("train", "tiny", cwd=root)
+    assert "older version of repro" in result.stderr and (root / "runs/tiny/history.csv").is_file()
+
+
+def test_a_checkpoint_made_here_is_resumed(tmp_path):
+    root = _prepare(tmp_path / "run")
+    _checkpoint_of(root)
+    assert "resuming from update 0" in repro("train", "tiny", cwd=root).stderr
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_a_damaged_checkpoint_is_reported_deleted_and_never_blocks_a_rerun(tmp_path, damage):
     root = _prepare(tmp_path / "run")
-    checkpoint = root / "checkpoints/tiny/0.npz"
-    checkpoint.parent.mkdir(parents=True)
-    run = config.parse(tiny_params()).run("tiny")
-    trainer = train.GroupTrainer([run], [datasets.load(root / "data/add_23", run.dataset)])
-    train.save_checkpoint(checkpoint, train.group_fingerprint([run], "fp32"), np.zeros((1, 1, 6)),
-                          trainer.state_arrays())
+    checkpoint = _checkpoint_of(root)
     data = checkpoint.read_bytes()
     checkpoint.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"x" * 999}[damage])
     result = repro("train", "tiny", cwd=root)
@@ -287,7 +315,7 @@ def test_the_mlp_really_groks(tmp_path):
     cfg = config.parse(raw)
     run = cfg.run("mlp_add")
     dataset = datasets.make(run.dataset)
-    histories = train.train_groups(run.name, [(run.name, [run], [dataset])], tmp_path / "run", tmp_path / "ckpt")[0]
+    histories = train.train_groups(run.name, [(run.name, [run], [dataset])], tmp_path / "run", tmp_path / "ckpt").histories[0]
     history = pd.DataFrame(histories[0], columns=history_csv.COLUMNS)
     metrics = evaluate.summarize(history)
     assert metrics["final"]["train_accuracy"] >= 0.99

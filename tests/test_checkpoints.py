@@ -1,0 +1,151 @@
+"""Slices: deadlines, Ctrl-C, checkpoints between log points, and in-flight state moved between folders."""
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, repro, tiny_params
+from repro import checkpoints, run_folder
+
+OUTPUTS = ("history.csv", "model.weights.h5", "run.json")
+LONG = dict(updates=30_000, log_points=40)
+
+
+def _prepare(root, checkpoint_seconds=0, **run_overrides):
+    root.mkdir(parents=True, exist_ok=True)
+    params = tiny_params(**run_overrides)
+    params["execution"]["checkpoint_seconds"] = checkpoint_seconds
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    repro("generate", cwd=root)
+    return root
+
+
+def _meta(path):
+    with np.load(path) as saved:
+        return json.loads(str(saved["meta"]))
+
+
+def _stop_mid_way(root, seconds="2s"):
+    """`repro train tiny --for SECONDS` until a slice stops past update 0 (compilation may eat the first)."""
+    for _ in range(5):
+        result = repro("train", "tiny", "--for", seconds, cwd=root)
+        found = re.search(r"stopped at update ([\d,]+) of", result.stdout)
+        if found and int(found.group(1).replace(",", "")) > 0:
+            return int(found.group(1).replace(",", ""))
+    raise AssertionError(f"the run never stopped past update 0:\n{result.stdout}{result.stderr}")
+
+
+def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_path):
+    whole = _prepare(tmp_path / "whole", **LONG)
+    repro("train", "tiny", cwd=whole)
+
+    here = _prepare(tmp_path / "here", **LONG)
+    reached = _stop_mid_way(here)
+    assert 0 < reached < LONG["updates"]
+    # A stopped named run is a partial result: its history so far, no weights, and how far it got.
+    partial = json.loads((here / "runs/tiny/run.json").read_text())[run_folder.PARTIAL]
+    assert partial["budget"] == LONG["updates"] and 0 < partial["updates"] <= reached
+    assert not (here / "runs/tiny/model.weights.h5").exists()
+    assert "run again to continue" in repro("train", "tiny", "--for", "0s", cwd=here).stdout  # nothing lost
+
+    repro("pack", "tiny", "state.tar", cwd=here)
+    there = _prepare(tmp_path / "there", **LONG)
+    assert "unpacked (update" in repro("unpack", str(here / "state.tar"), "tiny", cwd=there).stdout
+    resumed = repro("train", "tiny", cwd=there)
+    assert f"resuming from update {reached}" in resumed.stderr
+    for name in OUTPUTS:
+        assert (there / "runs/tiny" / name).read_bytes() == (whole / "runs/tiny" / name).read_bytes(), name
+    slices = json.loads((there / "runs/tiny/provenance.json").read_text())["slices"]
+    assert slices[0]["updates"][0] == 0 and slices[-1]["updates"] == [reached, LONG["updates"]]
+    assert all(a["updates"][1] == b["updates"][0] for a, b in zip(slices, slices[1:]))  # contiguous
+    assert {"host", "cpu", "backend", "device", "seconds", "commit"} <= set(slices[-1])
+    assert not (there / "checkpoints/tiny").exists()  # gone once the run's outputs are written
+
+
+def test_a_deadline_checkpoints_within_seconds_whatever_the_log_spacing(tmp_path):
+    # Two log points over 10^6 updates: the only log point before the end is update 1.
+    root = _prepare(tmp_path / "run", checkpoint_seconds=3600, updates=1_000_000, log_points=2)
+    started = time.monotonic()
+    result = repro("train", "tiny", "--for", "6s", cwd=root)
+    took = time.monotonic() - started
+    meta = _meta(root / "checkpoints/tiny/0.npz")
+    assert "run again to continue" in result.stdout and result.returncode == 0
+    assert 1 < meta["updates"] < 1_000_000 and meta["updates"] % 256 == 1  # between log points, on a call boundary
+    assert took < 60, f"a 6 s slice took {took:.0f} s"  # start-up included; the whole run would take minutes
+
+
+def test_checkpoints_come_every_checkpoint_seconds_between_log_points(tmp_path):
+    root = _prepare(tmp_path / "run", checkpoint_seconds=1, updates=1_000_000, log_points=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "repro", "train", "tiny"], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path, seen = root / "checkpoints/tiny/0.npz", set()
+    try:
+        deadline = time.monotonic() + 90
+        while len(seen) < 3 and time.monotonic() < deadline and process.poll() is None:
+            if path.is_file():
+                seen.add(_meta(path)["updates"])
+            time.sleep(0.2)
+        assert len(seen) >= 3 and max(seen) > 1, seen  # new checkpoints while no log point passed
+
+        process.send_signal(signal.SIGINT)  # Ctrl-C: a checkpoint at the update reached, within seconds
+        interrupted = time.monotonic()
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert time.monotonic() - interrupted < 20
+    assert process.returncode == 130 and "SIGINT" in err and "run again to continue" in out, (out, err)
+    stopped = int(re.search(r"stopped at update ([\d,]+)", out).group(1).replace(",", ""))
+    assert _meta(path)["updates"] == stopped >= max(seen)
+    assert f"resuming from update {stopped}" in repro("train", "tiny", "--for", "3s", cwd=root).stderr
+
+
+def test_the_code_digest_ignores_comments_and_docstrings_but_not_code():
+    source = 'def f(x):\n    """Doubles."""\n    return 2 * x  # twice\n'
+    assert checkpoints.source_digest(source) == checkpoints.source_digest("def f(x):\n    return 2 * x\n")
+    assert checkpoints.source_digest(source) != checkpoints.source_digest("def f(x):\n    return 3 * x\n")
+    assert set(checkpoints.code_digest()) == {f"repro/{name}" for name in checkpoints.TRAINING_CODE}
+
+
+def _tar(path, entries):
+    with tarfile.open(path, "w") as tar:
+        for name, data, kind in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([("pack.json", b"{}", "file"), ("tiny/0.npz", b"", "link")], "not a plain checkpoint file"),
+    ([("pack.json", b"{}", "file"), ("../outside.npz", b"x", "file")], "not a plain checkpoint file"),
+    ([("tiny/0.npz", b"x", "file")], "has no pack.json"),
+    ([("pack.json", b"{}", "file"), ("tiny/0.npz", b"garbage", "file")], "damaged"),
+    ([("pack.json", b"{}", "file"), ("other/0.npz", b"x", "file")], "not a group of the target"),
+])
+def test_unpack_refuses_what_repro_pack_does_not_make_and_writes_nothing(tmp_path, entries, message):
+    root = _prepare(tmp_path / "run")
+    _tar(root / "bad.tar", entries)
+    result = repro("unpack", "bad.tar", "tiny", cwd=root, check=False)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (root / "checkpoints").exists() and not (tmp_path / "outside.npz").exists()
+
+
+def test_pack_says_when_there_is_nothing_to_pack(tmp_path):
+    root = _prepare(tmp_path / "run")
+    result = repro("pack", "tiny", "state.tar", cwd=root, check=False)
+    assert result.returncode == 1 and "no in-flight state of tiny" in result.stderr
+    assert not (root / "state.tar").exists()
