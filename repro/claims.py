@@ -177,25 +177,64 @@ def _setting_text(s: dict) -> str:
             f"weight decay {s['weight_decay']:g}, {s['budget']:,} updates")
 
 
-def _figure1(runs: list[dict]) -> list[Claim]:
-    figure, setting = "fig1_left_accuracy.png", _setting_text(runs[0]["setting"])
-    seeds = len(runs)
-    train = [r["updates_to_99_train"] for r in runs]
-    fits = [isinstance(t, int) and t < 1000 for t in train]
-    claims = [Claim(
-        "fig1_fits_early", figure,
-        "Training accuracy is close to perfect before 10³ updates (x/y mod 97, 50% data).",
-        "99% training accuracy before update 1,000, the paper's number; the log grid of evaluations places it "
-        "within a few percent.",
-        f"99% training accuracy at update {', '.join(map(str, train))} ({setting})",
-        f"updates to 99% train: {', '.join(map(str, train))}", _seeds(seeds, "one run"),
-        seeds, "threshold", threshold(fits))]
+WAIT = "wait"  # a partial run's outcome that later updates may still change: left out of the verdict, and said
 
+
+def _partial_text(run: dict) -> str:
+    partial = run.get("partial")
+    return f"{partial['updates']:,} of {partial['budget']:,} updates" if partial else ""
+
+
+def _decided(runs: list[dict], outcomes: list, untrained: tuple[str, ...]) -> tuple[list, str]:
+    """The outcomes that count (a partial run's WAIT left out), and what is still missing, in words.
+
+    A seed trained only in part counts once its data decide (a delay, once validation has reached 99%);
+    until then it waits, like a seed not trained at all.
+    """
+    waiting = [f"{run.get('name', 'a run')} trained to {_partial_text(run)}" for run, o in zip(runs, outcomes)
+               if o == WAIT]
+    missing = [*waiting, *(f"{name} not trained yet" for name in untrained)]
+    return [o for o in outcomes if o != WAIT], "; ".join(missing)
+
+
+def _judged(claim: Claim, outcomes: list, missing: str) -> Claim:
+    """`claim` with its verdict by THRESHOLD_RULE over `outcomes`, or "not testable yet" if none is decided."""
+    if missing:
+        claim = dataclasses.replace(claim, measured=f"{claim.measured} [{missing}]")
+    if not outcomes:
+        return dataclasses.replace(claim, measured=f"{claim.measured}. Not testable yet: {missing}", effect="—",
+                                   spread="—", rule="not testable", verdict=NOT_TESTABLE)
+    return dataclasses.replace(claim, seeds=len(outcomes), spread=_seeds(len(outcomes), "one run"),
+                               verdict=threshold(outcomes))
+
+
+def _figure1(runs: list[dict], untrained: tuple[str, ...] = ()) -> list[Claim]:
+    """Figure 1 (left)'s claims. `runs`: each trained seed's summary (with `partial` if it stopped short of its
+    budget); `untrained`: the seeds' runs not trained at all yet."""
+    figure = "fig1_left_accuracy.png"
+    fits_statement = "Training accuracy is close to perfect before 10³ updates (x/y mod 97, 50% data)."
+    fits_criterion = ("99% training accuracy before update 1,000, the paper's number; the log grid of evaluations "
+                      "places it within a few percent.")
     statement = ("Validation accuracy rises only after about 1000× more updates than training accuracy needed "
                  "(Adam without weight decay, 10⁶ updates).")
     criterion = ("Testable in the paper's setting (weight decay 0, ≥ 10⁵ updates). The delay (updates to 99% "
                  "validation ÷ updates to 99% training) must lie within half a decade of 1000× (316–3,162×), "
                  "the precision of reading the paper's log axis.")
+    if not runs:
+        why = f"not trained yet at this scale: {', '.join(untrained)}"
+        return [_not_testable("fig1_fits_early", figure, fits_statement, fits_criterion, "no run", why, 0),
+                _not_testable("fig1_generalizes_late", figure, statement, criterion, "no run", why, 0)]
+    setting = _setting_text(runs[0]["setting"])
+    seeds = len(runs)
+    train = [r["updates_to_99_train"] for r in runs]
+    fits = [t < 1000 if isinstance(t, int) else WAIT if r.get("partial") and r["partial"]["updates"] < 1000
+            else False for r, t in zip(runs, train)]
+    claims = [_judged(Claim(
+        "fig1_fits_early", figure, fits_statement, fits_criterion,
+        f"99% training accuracy at update {', '.join(map(str, train))} ({setting})",
+        f"updates to 99% train: {', '.join(map(str, train))}", _seeds(seeds, "one run"),
+        seeds, "threshold", INCONCLUSIVE), *_decided(runs, fits, untrained))]
+
     delays = [r["generalization_delay"] for r in runs]
     measured = f"delay {', '.join(f'{d}×' if isinstance(d, float) else str(d) for d in delays)} ({setting})"
     s = runs[0]["setting"]
@@ -206,29 +245,38 @@ def _figure1(runs: list[dict]) -> list[Claim]:
         return claims
     passes = []
     for run, delay in zip(runs, delays):
+        fitted, trained = run["updates_to_99_train"], (run.get("partial") or {}).get("updates", s["budget"])
         if isinstance(delay, float):
             passes.append(316 <= delay <= 3162)
-        else:  # never generalized: the delay is at least budget / updates to 99% train
-            fitted = run["updates_to_99_train"]
-            passes.append(False if isinstance(fitted, int) and s["budget"] / fitted > 3162 else None)
-    claims.append(Claim("fig1_generalizes_late", figure, statement, criterion, measured,
-                        f"delay: {', '.join(map(str, delays))}", _seeds(seeds, "one run"),
-                        seeds, "threshold", threshold(passes)))
+        elif isinstance(fitted, int) and trained / fitted > 3162:  # not generalized yet, already too late
+            passes.append(False)
+        else:  # never generalized (None: cannot be decided), or not yet
+            passes.append(WAIT if run.get("partial") else None)
+    claims.append(_judged(Claim("fig1_generalizes_late", figure, statement, criterion, measured,
+                                f"delay: {', '.join(map(str, delays))}", _seeds(seeds, "one run"),
+                                seeds, "threshold", INCONCLUSIVE), *_decided(runs, passes, untrained)))
     return claims
 
 
-def _figure4(runs: list[dict]) -> Claim:
+def _figure4(runs: list[dict], untrained: tuple[str, ...] = ()) -> Claim:
+    statement = "The validation loss descends twice (x/y mod 97)."
+    criterion = ("Count the descents of the validation loss, read on a log scale after a running median over 5 log "
+                 "points: a descent or rise counts when the loss moves by ≥ 1.25× from its last turning point (10% "
+                 "noise stays below that; tested on synthetic curves). Two or more descents in a seed reproduce the "
+                 "claim.")
+    if not runs:
+        return _not_testable("fig4_double_descent", "fig4_loss.png", statement, criterion, "no run",
+                             f"not trained yet at this scale: {', '.join(untrained)}", 0)
     counts = [r["val_loss_descents"] for r in runs]
     swings = "; ".join(" then ".join(("fell" if f < 1 else "rose") + f" {max(f, 1 / f):.2f}×" for f in r["swings"])
                        for r in runs)
-    return Claim(
-        "fig4_double_descent", "fig4_loss.png", "The validation loss descends twice (x/y mod 97).",
-        "Count the descents of the validation loss, read on a log scale after a running median over 5 log "
-        "points: a descent or rise counts when the loss moves by ≥ 1.25× from its last turning point (10% noise "
-        "stays below that; tested on synthetic curves). Two or more descents in a seed reproduce the claim.",
+    # Two descents are decided as soon as they are there; fewer only once the run has used its budget.
+    outcomes = [c >= 2 or (WAIT if r.get("partial") else False) for c, r in zip(counts, runs)]
+    return _judged(Claim(
+        "fig4_double_descent", "fig4_loss.png", statement, criterion,
         f"{', '.join(map(str, counts))} descent(s); the smoothed loss {swings}",
         f"descents: {', '.join(map(str, counts))}", _seeds(len(runs), "one run"),
-        len(runs), "threshold", threshold([c >= 2 for c in counts]))
+        len(runs), "threshold", INCONCLUSIVE), *_decided(runs, outcomes, untrained))
 
 
 # --- Figure 1 (center): S5, fractions × seeds ---------------------------------------------------------
@@ -565,14 +613,19 @@ def seeds_of(config: Config, name: str) -> list:
 
 
 def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
-    """`assess`'s arguments, all from committed files: the histories, records/ (a sweep's groups not trained
-    yet, the structure scores), params.yaml."""
+    """`assess`'s arguments, all from committed files: the histories, records/ (a named run trained in part, a
+    sweep's groups not trained yet, the structure scores), params.yaml."""
     f = config.figures
-    figure1 = []
+    figure1, untrained = [], []
     for run in seeds_of(config, f.curves[0]):
-        history = history_csv.read(evaluate.history_file(histories_dir, run.name), run)
-        figure1.append({**evaluate.summarize(history), "setting": evaluate.setting(run),
-                        "swings": evaluate.swings(history["val_loss"])})
+        path = evaluate.history_file(histories_dir, run.name)
+        if not path.is_file():  # a seed not trained yet at this scale (the paper scale grows a run at a time)
+            untrained.append(run.name)
+            continue
+        partial = evaluate.committed_partial(records_dir, run.name)
+        history = history_csv.read(path, run, until=partial["updates"] if partial else None)
+        figure1.append({"name": run.name, **evaluate.summarize(history), "setting": evaluate.setting(run),
+                        "swings": evaluate.swings(history["val_loss"]), **({"partial": partial} if partial else {})})
 
     def sweep(name: str) -> Sweep:
         missing = evaluate.missing_groups(evaluate.read_metrics(records_dir / f"{name}.json"), name)
@@ -582,16 +635,18 @@ def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
                      evaluate.grid(config.sweeps[name], config.runs),
                      tuple((w["operation"], w["intervention"]) for w in where))
 
-    return {"figure1": figure1, "fractions": sweep(f.fractions), "interventions": sweep(f.interventions),
-            "operations": sweep(f.operations), "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}
+    return {"figure1": figure1, "figure1_untrained": tuple(untrained), "fractions": sweep(f.fractions),
+            "interventions": sweep(f.interventions), "operations": sweep(f.operations),
+            "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}
 
 
 def assess(figure1: list[dict], fractions: Sweep, interventions: Sweep, operations: Sweep,
-           embeddings: dict) -> list[Claim]:
-    """Every claim, in the paper's order of figures. `figure1`: the Figure 1 (left) run of each seed."""
+           embeddings: dict, figure1_untrained: tuple[str, ...] = ()) -> list[Claim]:
+    """Every claim, in the paper's order of figures. `figure1`: the Figure 1 (left) run of each seed trained;
+    `figure1_untrained`: its seeds not trained yet."""
     return [
-        *_figure1(figure1), *_fractions(fractions), *_interventions(interventions),
-        *_operations(operations), *_embeddings(embeddings), _figure4(figure1),
+        *_figure1(figure1, figure1_untrained), *_fractions(fractions), *_interventions(interventions),
+        *_operations(operations), *_embeddings(embeddings), _figure4(figure1, figure1_untrained),
     ]
 
 

@@ -411,8 +411,9 @@ def groups(context: click.Context) -> None:
               help="Print only the DVC stages to record, one a line (for `dvc commit -f`): those whose groups are "
                    "all trained.")
 @click.option("--partial", is_flag=True,
-              help="Also record a sweep trained in part (its folder under runs/ holding whole groups only): its "
-                   "figure and the claims then say which groups are not trained yet.")
+              help="Also record a sweep trained in part (its folder under runs/ holding whole groups only), and a "
+                   "named run stopped before its budget (`repro train --for`): figures and claims then say what is "
+                   "not trained yet.")
 @click.option("--groups", "groups_only", is_flag=True,
               help="Print only the groups trained here, one a line: those `paper/device.sh start` is to skip.")
 @click.pass_context
@@ -432,25 +433,31 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
                  if run.group == name},
               **{f"train_sweep@{name}": (name, config.trained_by(name)) for name in config.sweeps}}
 
-    def made(name: str) -> bool:  # a finished run made with params.yaml's parameters
+    def made(name: str) -> dict | None:  # run.json of a run made with params.yaml's parameters
         try:
-            run_folder.read(RUNS_DIR / config.runs[name].directory, config.runs[name])
+            return run_folder.read(RUNS_DIR / config.runs[name].directory, config.runs[name])
         except ConfigError:
-            return False
-        return True
+            return None
 
     recorded, done_groups = [], []
     for stage, (sweep, groups) in stages.items():
-        done = [g.name for g in groups if all(made(m) for m in g.members)]
+        records = {member: made(member) for g in groups for member in g.members}
+        done = [g.name for g in groups if all(records[m] is not None and run_folder.PARTIAL not in records[m]
+                                              for m in g.members)]
         done_groups += done
         whole = len(done) == len(groups)
+        # A named run stopped before its budget (`repro train --for`): its folder holds the history so far.
+        stopped = [records[m][run_folder.PARTIAL] for g in groups for m in g.members
+                   if sweep is None and records[m] is not None and run_folder.PARTIAL in records[m]]
         # A sweep in part: its folder holds finished groups only (a group's folder appears whole when it ends).
         in_part = (not whole and sweep is not None and (RUNS_DIR / sweep).is_dir()
                    and all(g.name in done for g in groups if (RUNS_DIR / g.name).exists()))
-        if whole or partial and in_part:
+        if whole or partial and (in_part or stopped):
             recorded.append(stage)
         if not (stages_only or groups_only):
-            state = ("complete" if whole else "not trained" if not done else
+            state = ("complete" if whole else
+                     f"partial, trained to {stopped[0]['updates']:,} of {stopped[0]['budget']:,} updates" if stopped
+                     else "not trained" if not done else
                      f"partial, {len(done)} of {len(groups)} groups: {', '.join(done)}")
             click.echo(f"{stage}: {state}")
     if groups_only:

@@ -43,6 +43,11 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     record = run_folder.read(run_dir, run)  # refuses a run trained with other parameters
     num_elements = record["dataset"]["elements"]
     model = models.build(run.model, num_elements, dropout=bool(run.training.dropout))
+    if run_folder.PARTIAL in record:
+        partial = record[run_folder.PARTIAL]
+        raise ConfigError(f"{run_dir} is trained to {partial['updates']:,} of {partial['budget']:,} updates only, and "
+                          f"a partial run keeps no weights; Figure 3 needs its last: finish it with "
+                          f"`repro train {run.group}`")
     if run_folder.WEIGHTS_DIGEST in record:
         raise ConfigError(f"{run_dir} holds no weights (its sweep's keep_weights leaves {run.name} out); "
                           "Figure 3 needs them: add the member to keep_weights and retrain the sweep")

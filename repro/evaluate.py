@@ -139,7 +139,7 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
     for name in names:
         run = runs[name]
         source = runs_dir / run.directory / history_csv.FILE
-        history_csv.read(source, run)
+        history_csv.read(source, run, until=trained_to(run_folder.read(runs_dir / run.directory, run)))
         checked[name] = source.read_bytes()
     if target.suffix == ".csv":
         files.write_bytes(target, checked[names[0]])
@@ -149,18 +149,34 @@ def export_histories(names: list[str], runs: dict[str, RunConfig], runs_dir: Pat
             history_file(tmp, name.split("/", 1)[1]).write_bytes(data)
 
 
+def trained_to(record: dict) -> int | None:
+    """The last logged update of a run stopped before its budget (run.json's `partial`); None for a whole run."""
+    partial = record.get(run_folder.PARTIAL)
+    return None if partial is None else int(partial["updates"])
+
+
 def _evaluated(run: RunConfig, run_dir: Path) -> tuple[dict, dict]:
-    """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run."""
+    """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run.
+
+    A named run stopped before its budget (`repro train --for`) is evaluated as far as it got, and says so.
+    """
     record = run_folder.read(run_dir, run)
-    summary = summarize(history_csv.read(run_dir / history_csv.FILE, run))
+    summary = summarize(history_csv.read(run_dir / history_csv.FILE, run, until=trained_to(record)))
+    partial = {} if trained_to(record) is None else {run_folder.PARTIAL: record[run_folder.PARTIAL]}
     return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir, record),
-                     "made_on": run_folder.made_on(run_dir, record)}
+                     "made_on": run_folder.made_on(run_dir, record), **partial}
 
 
 def run_record(run: RunConfig, run_dir: Path) -> dict:
-    """records/<run>.json: everything evaluation says about a named run, its file hashes and its maker."""
+    """records/<run>.json: everything evaluation says about a named run, its file hashes and its maker (and, for
+    a run stopped before its budget, `partial`: the updates it was trained to, of its budget)."""
     summary, identity = _evaluated(run, run_dir)
     return {**summary, "setting": setting(run), **identity}
+
+
+def committed_partial(records_dir: Path, name: str) -> dict | None:
+    """records/<name>.json's `partial` ({"updates", "budget"}) for a named run trained in part, else None."""
+    return read_metrics(records_dir / f"{name}.json").get(run_folder.PARTIAL)
 
 
 def groups_of(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict[str, list[str]]:
@@ -197,7 +213,8 @@ def run_metrics(record: dict) -> dict:
     """metrics/<run>.json: the few numbers `dvc metrics show` and `dvc metrics diff` set side by side."""
     keys = ("updates_to_99_train", "updates_to_99_val", "generalization_delay", "best_val_accuracy",
             "val_loss_descents")
-    return {**{k: record[k] for k in keys}, "final_val_accuracy": record["final"]["val_accuracy"]}
+    partial = {run_folder.PARTIAL: record[run_folder.PARTIAL]} if run_folder.PARTIAL in record else {}
+    return {**{k: record[k] for k in keys}, "final_val_accuracy": record["final"]["val_accuracy"], **partial}
 
 
 def sweep_metrics(record: dict) -> dict:

@@ -42,15 +42,19 @@ def _panel_title(record: dict) -> str:
 def _caption(record: dict, scale: str) -> str:
     t, d = record["run"]["training"], record["determinism"]
     optimiser = "Adam" if t["weight_decay"] == 0 else f"AdamW (weight decay {t['weight_decay']:g})"
+    partial = record.get(run_folder.PARTIAL)
     return (
         f"{scale} scale, {record['run']['name']}: {optimiser}, lr {t['learning_rate']:g}, "
         f"batch {record['batch_size']}, "
         f"{t['updates']:,} updates, seed {t['seed']}; {d['backend']} on {d['device']}, {d['precision']}"
+        + (f" [partial: {partial['updates']:,} of {partial['budget']:,} updates]" if partial else "")
     )
 
 
 def _load(run_dir: Path, run) -> tuple[pd.DataFrame, dict]:
-    return history_csv.read(run_dir / history_csv.FILE, run), run_folder.read(run_dir, run)
+    """A run's history and run.json; a run stopped before its budget (run.json's `partial`) as far as it got."""
+    record = run_folder.read(run_dir, run)
+    return history_csv.read(run_dir / history_csv.FILE, run, until=evaluate.trained_to(record)), record
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path, scale: str) -> None:

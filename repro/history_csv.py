@@ -32,9 +32,13 @@ def text(rows: np.ndarray) -> str:
     return buffer.getvalue()
 
 
-def read(path: Path, run: RunConfig) -> pd.DataFrame:
-    """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget."""
-    name, updates = run.name, run.training.updates
+def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
+    """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget.
+
+    `until`: the last logged update of a run stopped before its budget (run.json's `partial`), which the
+    history must end at instead.
+    """
+    name, updates = run.name, run.training.updates if until is None else until
     if not path.is_file():
         raise ConfigError(f"missing training history {path}; train the run first with `repro train {name}`")
     retrain = f"retrain it with `repro train {name}`"
@@ -52,6 +56,6 @@ def read(path: Path, run: RunConfig) -> pd.DataFrame:
         raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
     if int(numbers["update"].iloc[-1]) != updates:
         raise ConfigError(f"{path} stops at update {int(numbers['update'].iloc[-1]):,} of {updates:,}: the run did "
-                          f"not finish; {retrain}")
+                          f"not {'finish' if until is None else 'get as far as its run.json says'}; {retrain}")
     numbers["update"] = numbers["update"].astype(int)
     return numbers

@@ -3,8 +3,14 @@
 DVC runs a stage in the folder of its dvc.yaml, and every `repro` command
 reads params.yaml and writes data/, runs/, metrics/… relative to the folder
 it runs in. So the paper scale needs the same stages with the code's paths
-one level up, and nothing else: `paper_pipeline` derives it, a test keeps
-the committed file equal to it, and `repro pipeline` rewrites it.
+one level up, and one change: a named run's folder is committed to git
+(`cache: false`) rather than kept in DVC's cache. The paper scale's named
+runs are trained a slice at a time over many sessions and machines (README,
+"The paper scale on a CPU"), and no DVC remote carries a cache between them:
+Figure 3 needs the weights of runs finished sessions apart, and a partial
+run's history must outlive the machine that made it. `paper_pipeline`
+derives the file, a test keeps the committed one equal to it, and `repro
+pipeline` rewrites it.
 """
 
 from __future__ import annotations
@@ -25,4 +31,12 @@ def paper_pipeline(laptop: str) -> str:
         lines.pop()
     stages = "\n".join(lines)
     stages = re.sub(r"^(\s+- )repro/", r"\1../repro/", stages, flags=re.MULTILINE)
-    return HEADER + stages.rstrip("\n") + "\n"
+    start = stages.index("\n  train:\n")
+    end = stages.index("\n\n  ", start + 1)
+    named = stages[start:end].replace(
+        "      outs:\n        - runs/${key}",
+        "      outs:\n        - runs/${key}:                 # committed to git at this scale (repro/pipelines.py)\n"
+        "            cache: false")
+    if named == stages[start:end]:
+        raise ValueError("dvc.yaml's train stage no longer has `outs: - runs/${key}`; update repro/pipelines.py")
+    return HEADER + (stages[:start] + named + stages[end:]).rstrip("\n") + "\n"

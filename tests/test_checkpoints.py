@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, repro, tiny_params
-from repro import checkpoints, run_folder
+from repro import checkpoints, config, embeddings, run_folder
 
 OUTPUTS = ("history.csv", "model.weights.h5", "run.json")
 LONG = dict(updates=30_000, log_points=40)
@@ -57,6 +57,18 @@ def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_pat
     assert partial["budget"] == LONG["updates"] and 0 < partial["updates"] <= reached
     assert not (here / "runs/tiny/model.weights.h5").exists()
     assert "run again to continue" in repro("train", "tiny", "--for", "0s", cwd=here).stdout  # nothing lost
+    # ...which evaluate, figures and `repro trained` take as such.
+    assert f"train@tiny: partial, trained to {partial['updates']:,} of 30,000 updates" in repro("trained", cwd=here).stdout
+    assert "train@tiny" in repro("trained", "--partial", "--stages", cwd=here).stdout
+    assert "train@tiny" not in repro("trained", "--stages", cwd=here).stdout
+    repro("evaluate", "tiny", cwd=here)
+    assert json.loads((here / "records/tiny.json").read_text())[run_folder.PARTIAL] == partial
+    assert json.loads((here / "metrics/tiny.json").read_text())[run_folder.PARTIAL] == partial
+    assert (here / "histories/tiny.csv").read_bytes() == (here / "runs/tiny/history.csv").read_bytes()
+    repro("figures", "curves", cwd=here)
+    run = config.load(here / "params.yaml").run("tiny")
+    with pytest.raises(config.ConfigError, match="a partial run keeps no weights; Figure 3 needs its last"):
+        embeddings.load_output_rows(here / "runs/tiny", run)
 
     repro("pack", "tiny", "state.tar", cwd=here)
     there = _prepare(tmp_path / "there", **LONG)

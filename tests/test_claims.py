@@ -201,6 +201,36 @@ def test_figure_1_left_in_and_out_of_the_papers_setting():
     assert claims._figure1([decayed])[1].verdict == claims.NOT_TESTABLE
 
 
+def test_a_partial_run_decides_what_its_data_decide_and_waits_for_the_rest():
+    partial = {"updates": 150_000, "budget": 1_000_000}
+    # Validation reached 99% within the part trained: the delay is decided, and so is the early fit.
+    generalized = _figure1(name="div_adam_0", partial=partial)
+    verdicts = {c.id: c.verdict for c in claims._figure1([generalized], ("div_adam_1", "div_adam_2"))}
+    assert verdicts == {"fig1_fits_early": claims.REPRODUCED, "fig1_generalizes_late": claims.REPRODUCED}
+    late = claims._figure1([generalized], ("div_adam_1", "div_adam_2"))[1]
+    assert "div_adam_1 not trained yet" in late.measured and late.seeds == 1
+    # Not yet: 150,000 / 600 = 250x so far, within reach of 316-3,162x; more updates may still decide it.
+    waiting = _figure1(name="div_adam_0", partial=partial, updates_to_99_val="not reached",
+                       generalization_delay="not reached")
+    claim = claims._figure1([waiting])[1]
+    assert claim.verdict == claims.NOT_TESTABLE and "Not testable yet: div_adam_0 trained to 150,000 of 1,000,000" \
+        in claim.measured
+    # Already too late: past 3,162x the fit with validation still below 99% fails, partial or not.
+    too_late = dict(waiting, partial={"updates": 2_000_000, "budget": 3_000_000})
+    assert claims._figure1([too_late])[1].verdict == claims.NOT_REPRODUCED
+    # Figure 4: two descents are there for good; one may yet become two.
+    assert claims._figure4([generalized]).verdict == claims.REPRODUCED
+    one = claims._figure4([_figure1(name="div_adam_0", partial=partial, val_loss_descents=1)])
+    assert one.verdict == claims.NOT_TESTABLE and "trained to 150,000 of 1,000,000" in one.measured
+    assert claims._figure4([_figure1(val_loss_descents=1)]).verdict == claims.NOT_REPRODUCED  # whole: decided
+
+
+def test_figure_1_with_no_run_trained_is_not_testable_and_says_which():
+    found = [*claims._figure1([], ("div_adam_0",)), claims._figure4([], ("div_adam_0",))]
+    assert all(c.verdict == claims.NOT_TESTABLE and "not trained yet at this scale: div_adam_0" in c.measured
+               for c in found)
+
+
 def test_a_late_fit_in_the_committed_run_is_not_reproduced(committed):
     changed = copy.deepcopy(committed)
     changed["figure1"][0]["updates_to_99_train"] = 5000
