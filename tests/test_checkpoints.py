@@ -149,7 +149,9 @@ def _tar(path, entries):
     ([("pack.json", b"{}", "file"), ("other/0.npz", b"x", "file")], "not a group of the target"),
 ])
 def test_unpack_refuses_what_repro_pack_does_not_make_and_writes_nothing(tmp_path, entries, message):
-    root = _prepare(tmp_path / "run")
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     _tar(root / "bad.tar", entries)
     result = repro("unpack", "bad.tar", "tiny", cwd=root, check=False)
     assert result.returncode == 1 and message in result.stderr, result.stderr
@@ -157,7 +159,9 @@ def test_unpack_refuses_what_repro_pack_does_not_make_and_writes_nothing(tmp_pat
 
 
 def test_pack_says_when_there_is_nothing_to_pack(tmp_path):
-    root = _prepare(tmp_path / "run")
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     result = repro("pack", "tiny", "state.tar", cwd=root, check=False)
     assert result.returncode == 1 and "no in-flight state of tiny" in result.stderr
     assert not (root / "state.tar").exists()

@@ -147,14 +147,14 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     _run("git", "init", "-q", cwd=here)
     _run("dvc", "init", "-q", cwd=here, env=env)
     listed = _run("bash", "paper/device.sh", "unpack", *archives, cwd=here, env=env)
-    stages = ["train@div_adam_0", "train@add_decay", "train@add_no_decay",
+    stages = ["train@div_adam_0", "train@add_decay", "train@add_no_decay", "train@s5_decay",
               "train_sweep@s5_fractions", "train_sweep@s5_interventions", "train_sweep@operations"]
     assert f"dvc commit -f generate {' '.join(stages)}" in listed
     files = sorted(p.relative_to(there) for p in (there / "paper/runs").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(here) for p in (here / "paper/runs").rglob("*") if p.is_file())
     assert all((there / f).read_bytes() == (here / f).read_bytes() for f in files)
     assert {f.parent.name for f in files if f.name == "model.weights.h5"} == {
-        "div_adam_0", "add_decay", "add_no_decay", "s5_mul-0.5-0-adamw"}
+        "div_adam_0", "add_decay", "add_no_decay", "s5_decay"}
 
     # As if the lent time ran out before Figure 2 (right)'s x + y: a partial sweep, recorded as it stands.
     shutil.rmtree(here / "paper/runs/operations/add-adamw")
@@ -199,3 +199,52 @@ def test_run_gpu_skips_the_groups_it_is_told_and_those_already_finished(tmp_path
     log = _run("bash", "run-gpu.sh", cwd=tmp_path, env={**os.environ, "REPRO": str(fake), "SKIP_GROUPS": "sweep/b"})
     assert (tmp_path / "trained.txt").read_text().split() == ["a"]
     assert "skipping sweep/b" in log and "every group is trained" in log
+
+
+def test_named_runs_are_committed_to_git_and_sweeps_left_to_dvc_at_the_paper_scale(paper):
+    ignored = (REPO / "paper/.gitignore").read_text().split()
+    assert {f"/runs/{sweep}/" for sweep in paper.sweeps} <= set(ignored) and "/runs/" not in ignored
+    stages = yaml.safe_load((REPO / "paper/dvc.yaml").read_text())["stages"]
+    assert stages["train"]["do"]["outs"] == [{"runs/${key}": {"cache": False}}]
+    assert stages["train_sweep"]["do"]["outs"] == ["runs/${key}"]
+
+
+def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
+    """paper/campaign.sh: a finished run, a run stopped at the deadline and packed, its state resumed by the next
+    slice; `record` commits what is here in DVC and remakes only what its inputs allow, training nothing."""
+    raw = tiny_paper_params()
+    raw["runs"]["add_no_decay"]["updates"] = 2_000_000  # far beyond any slice here
+    raw["runs"]["add_no_decay"]["log_points"] = 30
+    here = tmp_path / "here"
+    (here / "paper").mkdir(parents=True)
+    for name in ("campaign.sh", "dvc.yaml", ".gitignore"):
+        shutil.copy(REPO / "paper" / name, here / "paper" / name)
+    (here / "paper/params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    shutil.copytree(REPO / "repro", here / "repro", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(here),
+           "GIT_CEILING_DIRECTORIES": str(tmp_path), "MIN_SLICE": "5"}
+    _run("git", "init", "-q", cwd=here)
+    _run("dvc", "init", "-q", cwd=here, env=env)
+
+    first = _run("bash", "paper/campaign.sh", "train", "50s", cwd=here, env=env)
+    assert "add_decay: complete" in first and "add_no_decay: partial, trained to" in first, first
+    assert "(state: campaign/add_no_decay.tar)" in first and (here / "paper/campaign/add_no_decay.tar").is_file()
+    assert not (here / "paper/campaign/add_decay.tar").exists()
+
+    recorded = _run("bash", "paper/campaign.sh", "record", cwd=here, env=env)
+    for made in ("evaluate@add_decay", "evaluate@add_no_decay", "figure_table", "evaluate_sweep@operations"):
+        assert f"campaign: {made} made" in recorded, recorded
+    for waiting in ("figure_curves", "figure_embeddings", "claims"):  # div_adam_0 and s5_decay: not trained yet
+        assert f"campaign: {waiting} waits for inputs not trained yet" in recorded, recorded
+    assert "Running stage 'train" not in recorded
+    partial = json.loads((here / "paper/records/add_no_decay.json").read_text())["partial"]
+    assert partial["budget"] == 2_000_000 and 0 < partial["updates"] < 2_000_000
+    assert json.loads((here / "paper/records/operations.json").read_text())["trained_groups"] == []
+    ignored = subprocess.run(["git", "check-ignore", "paper/runs/operations/", "paper/runs/add_decay/run.json"],
+                             cwd=here, capture_output=True, text=True).stdout.split()
+    assert ignored == ["paper/runs/operations/"]  # git keeps the named runs, DVC the sweeps
+
+    # The next slice (another session) picks add_no_decay up where the packed state left it.
+    shutil.rmtree(here / "paper/checkpoints")
+    second = _run("bash", "paper/campaign.sh", "train", "12s", cwd=here, env=env)
+    assert "unpacked (update" in second and "resuming from update" in second, second

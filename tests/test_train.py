@@ -1,6 +1,7 @@
 """Training: exact repeatability across processes, exact resume after a kill, and real grokking."""
 
 import io
+import json
 import os
 import re
 import signal
@@ -253,19 +254,21 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
 
 
 def _checkpoint_of(root, **overrides):
-    """A checkpoint of the tiny run's initial state, made as `checkpoints.identity` would, with `overrides`."""
+    """A checkpoint of the tiny run's initial state, made as `checkpoints.identity` would, with `overrides`;
+    returns its path and the identity a process here wants."""
     from repro import checkpoints
 
     run = config.parse(tiny_params()).run("tiny")
     trainer = train.GroupTrainer([run], [datasets.load(root / "data/add_23", run.dataset)])
     shard = trainer.shards[0]
     content = [*(np.asarray(t) for t in shard.table), datasets.load(root / "data/add_23", run.dataset).train]
-    made_as = checkpoints.identity(train.group_fingerprint([run], "fp32"), checkpoints.data_digest(content), "fp32")
+    wanted = checkpoints.identity(train.group_fingerprint([run], "fp32"), checkpoints.data_digest(content), "fp32")
+    made_as = json.loads(json.dumps(wanted))
     for key, value in overrides.items():  # a dict changes only the entries it names
         made_as[key] = {**made_as[key], **value} if isinstance(value, dict) else value
     path = root / "checkpoints/tiny/0.npz"
     checkpoints.save(path, made_as, 0, [], np.zeros((1, 1, 6)), trainer.state_arrays())
-    return path
+    return path, wanted
 
 
 @pytest.mark.parametrize("made_with, reason", [
@@ -273,13 +276,27 @@ def _checkpoint_of(root, **overrides):
     ({"code": {"repro/train.py": "0" * 16}}, r"other training code \(repro/train.py changed\)"),
     ({"libraries": {"keras": "2.0.0"}}, "other library versions: .*keras 2.0.0"),
     ({"data": "0" * 16}, "other data"),
+    ({"backend": "jax"}, "backend jax"),
 ])
-def test_a_checkpoint_made_otherwise_is_refused_with_its_reason_and_never_blocks_a_rerun(tmp_path, made_with, reason):
+def test_a_checkpoint_made_otherwise_is_refused_with_its_reason(tmp_path, made_with, reason):
+    from repro import checkpoints
+
     root = _prepare(tmp_path / "run")
-    _checkpoint_of(root, **made_with)
+    path, wanted = _checkpoint_of(root, **made_with)
+    said = []
+    assert checkpoints.load(path, wanted, said.append) is None
+    assert len(said) == 1 and re.search(f"was made with {reason}.*not resumed: training from the start", said[0])
+    assert checkpoints.load(path, json.loads(json.dumps(wanted)), said.append) is None and path.is_file()
+    path, wanted = _checkpoint_of(root)
+    assert checkpoints.load(path, wanted, said.append) is not None  # made here: resumed
+
+
+def test_a_checkpoint_of_other_code_never_blocks_a_rerun(tmp_path):
+    root = _prepare(tmp_path / "run")
+    _checkpoint_of(root, code={"repro/models.py": "0" * 16})
     result = repro("train", "tiny", cwd=root)
-    assert re.search(f"was made with {reason}.*not resumed: training from the start", result.stderr), result.stderr
-    assert "resuming from" not in result.stderr and (root / "runs/tiny/history.csv").is_file()
+    assert "other training code (repro/models.py changed)" in result.stderr and "resuming from" not in result.stderr
+    assert (root / "runs/tiny/history.csv").is_file() and not (root / "checkpoints/tiny").exists()
 
 
 def test_a_checkpoint_of_an_older_format_is_refused(tmp_path):
@@ -291,16 +308,10 @@ def test_a_checkpoint_of_an_older_format_is_refused(tmp_path):
     assert "older version of repro" in result.stderr and (root / "runs/tiny/history.csv").is_file()
 
 
-def test_a_checkpoint_made_here_is_resumed(tmp_path):
-    root = _prepare(tmp_path / "run")
-    _checkpoint_of(root)
-    assert "resuming from update 0" in repro("train", "tiny", cwd=root).stderr
-
-
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_a_damaged_checkpoint_is_reported_deleted_and_never_blocks_a_rerun(tmp_path, damage):
     root = _prepare(tmp_path / "run")
-    checkpoint = _checkpoint_of(root)
+    checkpoint, _ = _checkpoint_of(root)
     data = checkpoint.read_bytes()
     checkpoint.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"x" * 999}[damage])
     result = repro("train", "tiny", cwd=root)
