@@ -107,8 +107,8 @@ def train(context: click.Context, name: str, precision: str, duration: str | Non
         where = "not started" if reached < 0 else f"stopped at update {reached:,} of {budget:,}"
         click.echo(f"{group}: runs {positions} {where}; run again to continue")
     if outcome.stopped:
-        click.echo(f"{name}: stopped ({outcome.reason}); the checkpoints are under {CHECKPOINT_DIR}/"
-                   f"{'' if outcome.reason == 'deadline' else ' (interrupted)'}")
+        click.echo(f"{name}: stopped ({'the deadline' if outcome.reason == 'deadline' else outcome.reason}); its "
+                   f"checkpoints are under {CHECKPOINT_DIR}/, and `repro pack {name} FILE` carries them elsewhere")
         if outcome.reason != "deadline":
             context.exit(130 if outcome.reason == "SIGINT" else 143)
         return
@@ -425,7 +425,7 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
     groups are all here, each run made with params.yaml's parameters, can be
     recorded in DVC with `dvc commit -f STAGE` instead of being trained again.
     """
-    from repro import run_folder
+    from repro import evaluate, run_folder
 
     config = _config(context)
     # stage: (its sweep, or None for a named run; its groups)
@@ -433,11 +433,14 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
                  if run.group == name},
               **{f"train_sweep@{name}": (name, config.trained_by(name)) for name in config.sweeps}}
 
-    def made(name: str) -> dict | None:  # run.json of a run made with params.yaml's parameters
+    def made(name: str) -> dict | None:  # run.json of a run made with params.yaml's parameters, its files all there
+        run_dir = RUNS_DIR / config.runs[name].directory
         try:
-            return run_folder.read(RUNS_DIR / config.runs[name].directory, config.runs[name])
+            record = run_folder.read(run_dir, config.runs[name])
+            evaluate.fingerprints(run_dir, record)  # a history or weights file missing: not trained
         except ConfigError:
             return None
+        return record
 
     recorded, done_groups = [], []
     for stage, (sweep, groups) in stages.items():

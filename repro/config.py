@@ -406,6 +406,11 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
     operations = [runs[name].dataset.operation for name in embeddings]
     if operations[0] not in ("s5_mul", "s5_conj", "s5_xyx") or operations[1:] != ["add", "add"]:
         raise ConfigError(f"figures.embeddings must name an S5 run, then two x + y runs; got operations {operations}")
+    fractions = sweeps[_one_of("figures.fractions", raw["fractions"], sweeps, "sweeps")]
+    if embeddings[0] not in fractions.members and runs[embeddings[0]].group != embeddings[0]:
+        raise ConfigError(f"figures.embeddings[0] ({embeddings[0]}) must be a member of the sweep figures.fractions "
+                          f"({raw['fractions']}; dvc.yaml's figure_embeddings stage depends on that sweep's folder) "
+                          f"or a named run (paper/dvc.yaml's depends on the run's folder)")
     for name in embeddings:
         if not _keeps_weights(name, sweeps):
             sweep, member = name.split("/", 1)

@@ -3,7 +3,9 @@
 DVC runs a stage in the folder of its dvc.yaml, and every `repro` command
 reads params.yaml and writes data/, runs/, metrics/… relative to the folder
 it runs in. So the paper scale needs the same stages with the code's paths
-one level up, and one change: a named run's folder is committed to git
+one level up, and two changes. Figure 3's S5 run is a named run (not a
+member of Figure 1 (center)'s sweep), so figure_embeddings depends on its
+folder. And a named run's folder is committed to git
 (`cache: false`) rather than kept in DVC's cache. The paper scale's named
 runs are trained a slice at a time over many sessions and machines (README,
 "The paper scale on a CPU"), and no DVC remote carries a cache between them:
@@ -39,4 +41,12 @@ def paper_pipeline(laptop: str) -> str:
         "            cache: false")
     if named == stages[start:end]:
         raise ValueError("dvc.yaml's train stage no longer has `outs: - runs/${key}`; update repro/pipelines.py")
-    return HEADER + (stages[:start] + named + stages[end:]).rstrip("\n") + "\n"
+    stages = stages[:start] + named + stages[end:]
+    # Figure 3's S5 run is a member of Figure 1 (center)'s sweep at the laptop scale, and a named run at
+    # the paper scale (so that it need not wait for that 60-run group): the stage depends on its folder.
+    s5_run = "      - runs/${figures.fractions}       # its S5 run (figures.embeddings[0]) is a member of this sweep\n"
+    if s5_run not in stages:
+        raise ValueError("dvc.yaml's figure_embeddings stage no longer depends on runs/${figures.fractions}; "
+                         "update repro/pipelines.py")
+    stages = stages.replace(s5_run, "      - runs/${figures.embeddings[0]}   # its S5 run: a named run at this scale\n")
+    return HEADER + stages.rstrip("\n") + "\n"

@@ -82,6 +82,9 @@ def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_pat
     assert all(a["updates"][1] == b["updates"][0] for a, b in zip(slices, slices[1:]))  # contiguous
     assert {"host", "cpu", "backend", "device", "seconds", "commit"} <= set(slices[-1])
     assert not (there / "checkpoints/tiny").exists()  # gone once the run's outputs are written
+    assert "train@tiny: complete" in repro("trained", cwd=there).stdout
+    (there / "runs/tiny/history.csv").unlink()  # run.json alone is no trained run
+    assert "train@tiny: not trained" in repro("trained", cwd=there).stdout
 
 
 def test_a_deadline_checkpoints_within_seconds_whatever_the_log_spacing(tmp_path):

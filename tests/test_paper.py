@@ -201,6 +201,14 @@ def test_run_gpu_skips_the_groups_it_is_told_and_those_already_finished(tmp_path
     assert "skipping sweep/b" in log and "every group is trained" in log
 
 
+def test_figure_3s_s5_run_is_where_each_pipeline_looks_for_it(paper):
+    laptop = config.load(REPO / "params.yaml")
+    assert laptop.figures.embeddings[0] in laptop.sweeps[laptop.figures.fractions].members  # runs/<that sweep>
+    assert paper.runs[paper.figures.embeddings[0]].group == paper.figures.embeddings[0]  # runs/<that run>
+    deps = yaml.safe_load((REPO / "paper/dvc.yaml").read_text())["stages"]["figure_embeddings"]["deps"]
+    assert "runs/${figures.embeddings[0]}" in deps and "runs/${figures.fractions}" not in deps
+
+
 def test_named_runs_are_committed_to_git_and_sweeps_left_to_dvc_at_the_paper_scale(paper):
     ignored = (REPO / "paper/.gitignore").read_text().split()
     assert {f"/runs/{sweep}/" for sweep in paper.sweeps} <= set(ignored) and "/runs/" not in ignored
