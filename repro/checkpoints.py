@@ -60,8 +60,9 @@ def source_digest(source: str) -> str:
     return hashlib.sha256(ast.dump(_without_docstrings(ast.parse(source))).encode()).hexdigest()[:16]
 
 
+@functools.cache
 def code_digest() -> dict[str, str]:
-    """Each training module's source_digest."""
+    """Each training module's source_digest, read once per process: the code this process runs."""
     return {f"repro/{name}": source_digest((_PACKAGE / name).read_text(encoding="utf-8")) for name in TRAINING_CODE}
 
 
@@ -81,7 +82,7 @@ def identity(runs: str, data: str, precision: str) -> dict:
 
     from repro import backend
 
-    return {"runs": runs, "data": data, "code": code_digest(), "backend": backend.NAME, "precision": precision,
+    return {"runs": runs, "data": data, "code": dict(code_digest()), "backend": backend.NAME, "precision": precision,
             "libraries": {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
                           **backend.versions()}}
 

@@ -254,5 +254,5 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
 
     # The next slice (another session) picks add_no_decay up where the packed state left it.
     shutil.rmtree(here / "paper/checkpoints")
-    second = _run("bash", "paper/campaign.sh", "train", "12s", cwd=here, env=env)
+    second = _run("bash", "paper/campaign.sh", "train", "10s", cwd=here, env=env)
     assert "unpacked (update" in second and "resuming from update" in second, second
