@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, history_csv
+from repro import evaluate, history_csv, progress
 from repro.config import Config
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = "reproduced", "not reproduced", "inconclusive", "not testable"
@@ -601,6 +601,151 @@ def _embeddings(found: dict) -> list[Claim]:
     return claims
 
 
+# --- Figure 5: Nanda et al.'s account of how a network groks (PAPER.md §8) ------------------------------------
+
+GRADED_RULE = (
+    "Graded: a measured effect at or beyond the criterion's strong level is reproduced; one on the paper's side "
+    "but short of it is not reproduced and called weak; none, or the opposite, is not reproduced. One run "
+    "each: these claims are about what one run does, and each run is judged on its own.")
+FALLEN = math.log(2)  # a loss "has fallen" once below ln 2: the right answer's probability above ½ (geometric mean)
+WELL_BEFORE = 2.0  # "well before": the restricted loss falls in at most half the updates the validation loss needs
+EXCLUDED_RISE, EXCLUDED_NONE = 2.0, 1.25  # the excluded loss at least doubles; under ×1.25 it has not risen
+NORM_FALL, NORM_NONE = 0.9, 1.0  # the weight norm falls by 10% or more over cleanup; not at all at ≥ ×1.0
+FEW_SHARE = 0.5  # "concentrated": key frequencies at most a quarter of them, carrying half the logits' energy
+BLOG_HIDDEN, BLOG_UPDATES = 128, 10_000
+
+
+def _graded(value: float, strong: float, none: float, larger: bool = True) -> tuple[str, str]:
+    """GRADED_RULE: (verdict, "" / "weak" / "none") for `value` against its strong level and its no-effect level
+    (`larger`: the paper's side is above them; else below)."""
+    sign = 1 if larger else -1
+    if sign * value >= sign * strong:
+        return REPRODUCED, ""
+    return NOT_REPRODUCED, "weak" if sign * value > sign * none else "none"
+
+
+def _first_below(frame: pd.DataFrame, column: str, level: float) -> int | None:
+    found = frame.loc[frame[column] < level, "update"]
+    return int(found.iloc[0]) if len(found) else None
+
+
+def _progress_run(name: str, frame: pd.DataFrame, summary: dict) -> list[Claim]:
+    figure, tag = "fig5_progress.png", f"[{name}]"
+    model = f"{summary['model']} on {summary['operation']} ({summary['group']})"
+    phases = summary["phases"]
+    memorized, circuit, grokked = (phases[k] for k in ("memorization_ends", "circuit_formation_ends", "cleanup_ends"))
+    claims = []
+
+    statement = f"The restricted loss falls well before the validation loss does ({model})."
+    criterion = (f"Updates until each loss first falls below ln 2 (the right answer's probability above ½): "
+                 f"reproduced when the validation loss needs at least {WELL_BEFORE:g}× the restricted loss's; weak "
+                 f"when it needs more, but less than that; not reproduced when the restricted loss falls no earlier.")
+    restricted, validation = _first_below(frame, "restricted_loss", FALLEN), _first_below(frame, "val_loss", FALLEN)
+    measured = f"restricted loss below ln 2 at update {restricted}, validation loss at {validation}"
+    if restricted is None or validation is None:
+        claims.append(_not_testable(f"fig5_restricted_early{tag}", figure, statement, criterion, measured,
+                                    "a loss never falls below ln 2 in this run", 1))
+    else:
+        ratio = validation / max(restricted, 1)
+        verdict, grade = _graded(ratio, WELL_BEFORE, 1.0)
+        claims.append(Claim(f"fig5_restricted_early{tag}", figure, statement, criterion, measured,
+                            f"validation needs {ratio:.1f}× the updates{', weak' if grade == 'weak' else ''}",
+                            "one run", 1, "graded", verdict))
+
+    statement = (f"The excluded loss rises while the training loss stays low, before validation accuracy reaches "
+                 f"99% ({model}).")
+    criterion = (f"From the end of memorization (training accuracy ≥ 99%) to validation accuracy ≥ 99%: the largest "
+                 f"excluded loss over the excluded loss at the start. Reproduced at ≥ ×{EXCLUDED_RISE:g} with "
+                 f"training accuracy ≥ 99% throughout; weak between ×{EXCLUDED_NONE:g} and that; not reproduced "
+                 f"below ×{EXCLUDED_NONE:g} or if training accuracy drops below 99%.")
+    if memorized is None or grokked is None or grokked <= memorized:
+        claims.append(_not_testable(f"fig5_excluded_rises{tag}", figure, statement, criterion,
+                                    f"memorized at {memorized}, validation ≥ 99% at {grokked}",
+                                    "the run has no window between memorization and generalization", 1))
+    else:
+        window = frame[(frame["update"] >= memorized) & (frame["update"] <= grokked)]
+        start = float(window["excluded_loss"].iloc[0])
+        ratio = float(window["excluded_loss"].max()) / start
+        held = bool((window["train_accuracy"] >= evaluate.THRESHOLD).all())
+        verdict, grade = _graded(ratio, EXCLUDED_RISE, EXCLUDED_NONE)
+        if not held:
+            verdict, grade = NOT_REPRODUCED, "training accuracy dropped"
+        claims.append(Claim(
+            f"fig5_excluded_rises{tag}", figure, statement, criterion,
+            f"updates {memorized:,}–{grokked:,}: excluded loss from {start:.3f} to at most "
+            f"{window['excluded_loss'].max():.3f}; training accuracy ≥ 99% throughout: {'yes' if held else 'no'}",
+            f"×{ratio:.2f}" + (f", {grade}" if grade and grade != "none" else ""), "one run", 1, "graded", verdict))
+
+    statement = f"The weight norm falls during the cleanup ({model})."
+    criterion = (f"Weight norm at the end of cleanup over the norm at its start (phases by the stated rule): "
+                 f"reproduced at ≤ ×{NORM_FALL:g}; weak between that and ×{NORM_NONE:g}; not reproduced when it "
+                 f"does not fall.")
+    if circuit is None or grokked is None or grokked <= circuit:
+        claims.append(_not_testable(f"fig5_norm_cleanup{tag}", figure, statement, criterion,
+                                    f"cleanup from {circuit} to {grokked}", "the phase rule places no cleanup phase", 1))
+    else:
+        norm = frame.set_index("update")["weight_norm"]
+        ratio = float(norm[grokked] / norm[circuit])
+        verdict, grade = _graded(ratio, NORM_FALL, NORM_NONE, larger=False)
+        claims.append(Claim(f"fig5_norm_cleanup{tag}", figure, statement, criterion,
+                            f"cleanup from update {circuit:,} to {grokked:,}: weight norm {norm[circuit]:.1f} → "
+                            f"{norm[grokked]:.1f}", f"×{ratio:.2f}" + (", weak" if grade == "weak" else ""),
+                            "one run", 1, "graded", verdict))
+
+    frequencies = len(frame.filter(like="share_").columns)
+    key, share = summary["key_frequencies"], summary["key_share"]
+    few = frequencies // 4
+    claims.append(Claim(
+        f"fig5_few_frequencies{tag}", figure,
+        f"The final solution is concentrated in a few frequencies (Nanda et al.'s one-layer transformer at p = 113: "
+        f"5 key frequencies) ({model}).",
+        f"Key frequencies by the stated rule (summary.json): reproduced when there are at most {few} of the "
+        f"{frequencies} (a quarter) and they carry at least {FEW_SHARE:.0%} of the logits' energy; otherwise not "
+        f"reproduced: the model spreads its solution.",
+        f"{len(key)} key frequencies ({', '.join(map(str, key[:12]))}{' …' if len(key) > 12 else ''}) carrying "
+        f"{share:.0%} of the logits' energy", f"{len(key)} of {frequencies}, {share:.0%}", "one run", 1, "graded",
+        REPRODUCED if 0 < len(key) <= few and share >= FEW_SHARE else NOT_REPRODUCED))
+    return claims
+
+
+def _blog(progress: dict) -> Claim:
+    """The blog post's MLP (PAPER.md §5): 128 ReLU units, 10,000 updates, groks."""
+    statement = (f"A single hidden layer of {BLOG_HIDDEN} ReLU units, trained for {BLOG_UPDATES:,} updates, groks "
+                 f"(validation accuracy ≥ 99%); the blog post's own model did not, \"for lack of computing power\".")
+    criterion = f"Validation accuracy ≥ 99% within {BLOG_UPDATES:,} updates, by the threshold rule."
+    for name, found in progress.items():
+        if found is None:
+            continue
+        frame, summary = found
+        run = summary["record"]["run"]
+        if run["model"]["kind"] == "mlp" and run["model"].get("hidden") == BLOG_HIDDEN \
+                and run["training"]["updates"] <= BLOG_UPDATES:
+            reached = evaluate.first_reached(frame, "val_accuracy")
+            measured = (f"{name}: validation ≥ 99% at update {reached:,}" if isinstance(reached, int)
+                        else f"{name}: best validation accuracy {frame['val_accuracy'].max():.3f}")
+            return Claim("blog_mlp_groks", "fig5_progress.png", statement, criterion, measured,
+                         f"best validation accuracy {frame['val_accuracy'].max():.3f}", "one run", 1, "threshold",
+                         threshold([isinstance(reached, int)]))
+    return _not_testable("blog_mlp_groks", "fig5_progress.png", statement, criterion, "no such run",
+                         f"no {BLOG_HIDDEN}-unit MLP trained for {BLOG_UPDATES:,} updates among Figure 5's runs at "
+                         "this scale", 1)
+
+
+def _progress(progress: dict) -> list[Claim]:
+    """Figure 5's claims for each of its runs ({name: (measures, summary), or None if not measured yet})."""
+    claims = []
+    for name, found in progress.items():
+        if found is None:
+            claims.append(_not_testable(
+                f"fig5_progress[{name}]", "fig5_progress.png",
+                "Nanda et al.'s progress measures: restricted loss early, excluded loss rising, weight norm falling "
+                "in cleanup, a few key frequencies.", "As for the laptop scale's runs.", "no measures",
+                f"progress/{name} not measured yet (`repro progress {name}` after the run is trained)", 0))
+        else:
+            claims += _progress_run(name, *found)
+    return [*claims, _blog(progress)]
+
+
 def seeds_of(config: Config, name: str) -> list:
     """Named run `name` and the named runs that differ from it in the training seed alone, by seed."""
     first = config.runs[name]
@@ -612,9 +757,9 @@ def seeds_of(config: Config, name: str) -> list:
     return sorted((run for run in config.runs.values() if same(run)), key=lambda run: run.training.seed)
 
 
-def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
+def inputs(config: Config, histories_dir: Path, records_dir: Path, progress_dir: Path = progress.FOLDER) -> dict:
     """`assess`'s arguments, all from committed files: the histories, records/ (a named run trained in part, a
-    sweep's groups not trained yet, the structure scores), params.yaml."""
+    sweep's groups not trained yet, the structure scores), progress/ (Figure 5's runs), params.yaml."""
     f = config.figures
     figure1, untrained = [], []
     for run in seeds_of(config, f.curves[0]):
@@ -635,18 +780,22 @@ def inputs(config: Config, histories_dir: Path, records_dir: Path) -> dict:
                      evaluate.grid(config.sweeps[name], config.runs),
                      tuple((w["operation"], w["intervention"]) for w in where))
 
+    measured = {name: progress.read(progress_dir / name, name) if (progress_dir / name).exists() else None
+                for name in f.progress}
     return {"figure1": figure1, "figure1_untrained": tuple(untrained), "fractions": sweep(f.fractions),
             "interventions": sweep(f.interventions), "operations": sweep(f.operations),
-            "embeddings": evaluate.read_metrics(records_dir / "embeddings.json")}
+            "embeddings": evaluate.read_metrics(records_dir / "embeddings.json"), "progress": measured}
 
 
 def assess(figure1: list[dict], fractions: Sweep, interventions: Sweep, operations: Sweep,
-           embeddings: dict, figure1_untrained: tuple[str, ...] = ()) -> list[Claim]:
-    """Every claim, in the paper's order of figures. `figure1`: the Figure 1 (left) run of each seed trained;
-    `figure1_untrained`: its seeds not trained yet."""
+           embeddings: dict, figure1_untrained: tuple[str, ...] = (), progress: dict | None = None) -> list[Claim]:
+    """Every claim, in the paper's order of figures, then Nanda et al.'s (Figure 5). `figure1`: the Figure 1
+    (left) run of each seed trained; `figure1_untrained`: its seeds not trained yet; `progress`: Figure 5's
+    runs' measures (None: leave those claims out)."""
     return [
         *_figure1(figure1, figure1_untrained), *_fractions(fractions), *_interventions(interventions),
         *_operations(operations), *_embeddings(embeddings), _figure4(figure1, figure1_untrained),
+        *(_progress(progress) if progress is not None else []),
     ]
 
 
@@ -657,7 +806,8 @@ def summary(claims: list[Claim]) -> dict[str, int]:
 
 
 def to_json(claims: list[Claim]) -> dict:
-    rules = {"comparison": COMPARISON_RULE, "threshold": THRESHOLD_RULE, "structure": STRUCTURE_RULE}
+    rules = {"comparison": COMPARISON_RULE, "threshold": THRESHOLD_RULE, "structure": STRUCTURE_RULE,
+             "graded": GRADED_RULE}
     return {"summary": summary(claims), "rules": rules, "claims": [asdict(c) for c in claims]}
 
 
@@ -670,7 +820,7 @@ def to_markdown(claims: list[Claim], scale: str) -> str:
         "# Claims of the paper, checked at this scale",
         "",
         f"Generated by `repro claims` from the committed histories under `histories/` and "
-        f"`records/embeddings.json`; {scale}. Verdicts are computed by `repro/claims.py`.",
+        f"`records/embeddings.json`, and the progress measures under `progress/`; {scale}. Verdicts are computed by `repro/claims.py`.",
         "",
         _counts(summary(claims)),
         "",
@@ -681,6 +831,7 @@ def to_markdown(claims: list[Claim], scale: str) -> str:
         lines.append(f"| `{c.id}` | {c.statement} | {c.measured} | {c.effect} | {c.spread} | **{c.verdict}** | "
                      f"[{c.figure}](../figures/{c.figure}) |")
     lines += ["", "## Rules", "", f"- {COMPARISON_RULE}", f"- {THRESHOLD_RULE}", f"- {STRUCTURE_RULE}",
+              f"- {GRADED_RULE}",
               "", "## Criteria", ""]
     lines += [f"- `{c.id}` ({c.rule}): {c.criterion}" for c in claims]
     return "\n".join(lines) + "\n"

@@ -186,7 +186,30 @@ def evaluate(context: click.Context, name: str) -> None:
                f"99% validation at {record['updates_to_99_val']}, best val {record['best_val_accuracy']:.3f}")
 
 
-FIGURES = ("curves", "table", "fractions", "interventions", "operations", "embeddings")
+@main.command()
+@click.argument("names", nargs=-1)
+@click.pass_context
+@_clear_errors
+def progress(context: click.Context, names: tuple[str, ...]) -> None:
+    """Progress measures of named runs NAMES (default: all under params.yaml's `progress`), into progress/NAME/.
+
+    Replays each trained run, checks the replay against its history, and measures its Fourier spectrum,
+    key frequencies, restricted and excluded loss and Gini coefficient at every logged update.
+    """
+    from repro import progress as progress_module
+    from repro import replay
+
+    config = _config(context)
+    for name in names or config.progress:
+        summary = replay.stage(config, name).summary
+        phases = summary["phases"]
+        click.echo(f"{progress_module.FOLDER / name}: key frequencies {summary['key_frequencies']} "
+                   f"({summary['key_share']:.0%} of the logits' energy); phases end at "
+                   f"{phases['memorization_ends']}, {phases['circuit_formation_ends']}, {phases['cleanup_ends']}; "
+                   f"replay {'identical' if summary['replay']['identical'] else 'differs'}")
+
+
+FIGURES = ("curves", "table", "fractions", "interventions", "operations", "embeddings", "progress")
 
 
 @main.command()
@@ -197,7 +220,7 @@ def figures(context: click.Context, names: tuple[str, ...]) -> None:
     """Draws figures NAMES (default: all) from the runs and sweeps named in params.yaml's `figures`.
 
     curves: Figure 1 (left) and 4; table: Figure 1 (right); fractions: Figure 1 (center);
-    interventions: Figure 2 (left); operations: Figure 2 (right); embeddings: Figure 3.
+    interventions: Figure 2 (left); operations: Figure 2 (right); embeddings: Figure 3; progress: Figure 5.
     """
     from repro import figures as figures_module
 

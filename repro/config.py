@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from repro.tasks import check_fraction, check_operation
+from repro.tasks import CYCLIC, check_fraction, check_operation, cyclic_group
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -141,6 +141,7 @@ class FiguresConfig:
     interventions: str  # the sweep of Figure 2 (left)
     operations: str  # the sweep of Figure 2 (right)
     embeddings: tuple[str, ...]  # Figure 3: an S5 run, then modular addition with and without weight decay
+    progress: tuple[str, ...]  # Figure 5: runs whose progress measures it plots (members of `progress`)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class Config:
     interventions: dict[str, dict[str, Any]]
     figures: FiguresConfig
     execution: ExecutionConfig
+    progress: tuple[str, ...] = ()  # named runs on a cyclic group's table: their progress measures (repro/progress.py)
 
     def run(self, name: str) -> RunConfig:
         if name not in self.runs:
@@ -421,13 +423,35 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
         table=_one_of("figures.table", raw["table"], datasets, "datasets"),
         **{k: _one_of(f"figures.{k}", raw[k], sweeps, "sweeps") for k in ("fractions", "interventions", "operations")},
         embeddings=embeddings,
+        progress=() if raw["progress"] == [] else _list("figures.progress", raw["progress"], str),
     )
+
+
+def _progress(raw: Any, runs: dict[str, RunConfig], figures: FiguresConfig) -> tuple[str, ...]:
+    """`progress`: every named run on a cyclic group's table, each once; Figure 5's runs among them."""
+    names = () if raw == [] else _list("progress", raw, str)  # empty where no named run is on a cyclic table
+    for name in names:
+        run = runs[_one_of("progress", name, runs, "runs")]
+        if run.group != name:
+            raise ConfigError(f"progress: {name} is a sweep member; progress measures are for named runs")
+        if not cyclic_group(run.dataset.operation, run.dataset.modulus):
+            raise ConfigError(f"progress: {name} trains on {run.dataset.operation} mod {run.dataset.modulus}, not a "
+                              f"cyclic group's table ({', '.join(CYCLIC)}, x · y and x / y mod a prime only)")
+    expected = [n for n, r in runs.items() if r.group == n and cyclic_group(r.dataset.operation, r.dataset.modulus)]
+    if len(set(names)) != len(names) or set(names) != set(expected):
+        raise ConfigError(f"progress must list every named run on a cyclic group's table once: {', '.join(expected)}; "
+                          f"got {', '.join(names) or 'none'}")
+    for name in figures.progress:
+        if name not in names:
+            raise ConfigError(f"figures.progress: {name!r} is not listed under `progress`")
+    return names
 
 
 def parse(raw: Any) -> Config:
     """Validates the parsed YAML of params.yaml and returns the Config."""
     raw = _mapping("params.yaml", raw)
-    sections = ("scale", "datasets", "models", "training", "interventions", "runs", "sweeps", "figures", "execution")
+    sections = ("scale", "datasets", "models", "training", "interventions", "runs", "sweeps", "figures", "progress",
+                "execution")
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"params.yaml: unknown section(s) {', '.join(unknown)}; allowed: {', '.join(sections)}")
@@ -489,7 +513,8 @@ def parse(raw: Any) -> Config:
     execution = _dataclass(ExecutionConfig, "execution", _mapping("execution", raw["execution"]))
     if execution.checkpoint_seconds < 0:
         raise ConfigError(f"execution.checkpoint_seconds must not be negative, got {execution.checkpoint_seconds!r}")
-    return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures, execution)
+    progress = _progress(raw["progress"], runs, figures)
+    return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures, execution, progress)
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> Config:

@@ -8,6 +8,8 @@ Figure 2 (right): best validation accuracy against training fraction, per operat
 Figure 3: t-SNE of the output layer's rows (S5 cosets; the number line of x + y).
 Figure 4: train and validation loss against updates (the double descent of
 the validation loss).
+Figure 5 (Nanda et al.'s, not the paper's): the progress measures against
+updates, with the phases their rule places (repro/progress.py).
 
 Every figure has a title, labelled axes, a legend and a caption line that
 states the scale it ran at (model, budget, seeds, fractions).
@@ -15,6 +17,7 @@ states the scale it ran at (model, budget, seeds, fractions).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from repro import evaluate, files, history_csv, run_folder
+from repro.config import ConfigError
 from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RECORDS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
 _PNG_METADATA = {"Software": None}
@@ -337,6 +341,63 @@ def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict, di
     return s5, additions, metrics, layers
 
 
+# --- Figure 5: progress measures ----------------------------------------------
+
+_PHASES = (("memorization", None, "memorization_ends", "tab:orange"),
+           ("circuit formation", "memorization_ends", "circuit_formation_ends", "tab:blue"),
+           ("cleanup", "circuit_formation_ends", "cleanup_ends", "tab:purple"))
+
+
+def _shade_phases(ax, frame: pd.DataFrame, phases: dict, label: bool) -> None:
+    """Each phase the rule places, as a band from its start to its end (the last logged update if it has none)."""
+    first, last = int(frame["update"].iloc[1]), int(frame["update"].iloc[-1])
+    for name, start, end, colour in _PHASES:
+        begin = first if start is None else phases[start]
+        if begin is None:
+            continue
+        finish = last if phases[end] is None else phases[end]
+        if finish > begin:
+            ax.axvspan(begin, finish, color=colour, alpha=0.08, label=f"{name} (rule)" if label else None)
+
+
+def progress_figure(runs: list[tuple[pd.DataFrame, dict]], target: Path, scale: str) -> None:
+    """One column per run: the four losses (top), the weight norm and the Gini coefficient (bottom)."""
+    fig, axes = plt.subplots(2, len(runs), figsize=(6.5 * len(runs), 8), squeeze=False)
+    for column, (frame, summary) in enumerate(runs):
+        shown = frame[frame["update"] > 0]
+        top, bottom = axes[0][column], axes[1][column]
+        for key, colour, label in (("train_loss", "tab:red", "training loss"),
+                                   ("val_loss", "tab:green", "validation loss"),
+                                   ("restricted_loss", "tab:blue", "restricted loss (key frequencies only)"),
+                                   ("excluded_loss", "tab:purple", "excluded loss (training, key frequencies removed)")):
+            top.plot(shown["update"], shown[key], color=colour, label=label)
+        top.set_yscale("log")
+        top.set_ylabel("cross-entropy loss")
+        key = summary["key_frequencies"]
+        title = _panel_title(summary["record"]).replace("\n", ", ")
+        top.set_title(f"{title}\n{len(key)} key frequencies of "
+                      f"{len(shown.filter(like='share_').columns)} ({summary['key_share']:.0%} of the logits' energy)",
+                      fontsize=9)
+        bottom.plot(shown["update"], shown["weight_norm"], color="black", label="weight norm")
+        bottom.set_ylabel("weight norm (L2, all weights)")
+        gini_axis = bottom.twinx()
+        gini_axis.plot(shown["update"], shown["gini"], color="tab:brown", linestyle="--",
+                       label="Gini of the first layer's Fourier norms")
+        gini_axis.set_ylabel("Gini coefficient")
+        gini_axis.set_ylim(0, 1)
+        for ax in (top, bottom):
+            _shade_phases(ax, frame, summary["phases"], label=ax is top)
+            ax.set_xscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+        bottom.set_xlabel("optimisation updates (log scale)")
+        top.legend(loc="lower left", fontsize=7)
+        lines = bottom.get_legend_handles_labels(), gini_axis.get_legend_handles_labels()
+        bottom.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], loc="upper left", fontsize=7)
+    fig.suptitle("Figure 5 (Nanda et al. 2023's measures): memorization, circuit formation, cleanup")
+    captions = [_caption(summary["record"], scale) for _, summary in runs]
+    _save(fig, target, "\n".join([*captions, *textwrap.wrap(runs[0][1]["phase_rule"], 160)]))
+
+
 def _scalars(tree: dict) -> dict:
     """`tree`'s numbers only (no names, no subgroups' elements): what `dvc metrics show` sets in a table."""
     return {k: _scalars(v) if isinstance(v, dict) else v for k, v in tree.items()
@@ -354,6 +415,14 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
     if name == "table":
         target = out_dir / "fig1_right_table.png"
         table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
+        return [target]
+    if name == "progress":
+        from repro import progress
+
+        target = out_dir / "fig5_progress.png"
+        if not f.progress:
+            raise ConfigError("figures.progress names no run; list Figure 5's runs there (from `progress`)")
+        progress_figure([progress.read(progress.FOLDER / run, run) for run in f.progress], target, config.scale)
         return [target]
     if name == "embeddings":
         from repro import embeddings

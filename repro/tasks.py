@@ -104,6 +104,15 @@ def is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
 
 
+# The tables that are a cyclic group's (repro/progress.py): each operation's answer direction, s = i + SIGN·j
+# for operands labelled i and j. x · y and x / y only mod a prime, after relabelling by discrete logarithms.
+CYCLIC = {"add": 1, "sub": -1, "mul": 1, "div": -1}
+
+
+def cyclic_group(key: str, modulus: int | None) -> bool:
+    return key in CYCLIC and (key in ("add", "sub") or modulus is not None and is_prime(modulus))
+
+
 def check_operation(key: str, modulus: int) -> Operation:
     """The operation named `key`, or a ValueError that says how to fix the request."""
     if key not in OPERATIONS:

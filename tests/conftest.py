@@ -28,7 +28,9 @@ def tiny_params(**run_overrides) -> dict:
         "sweeps": {"grid": {"model": "mlp", "modulus": 23, "operations": ["s5_mul", "add"], "fractions": [0.5, 0.8],
                             "seeds": [0], "interventions": ["adamw", "minibatch_adam"], "training": {"updates": 100}}},
         "figures": {"curves": ["tiny"], "table": "add_23", "fractions": "grid", "interventions": "grid",
-                    "operations": "grid", "embeddings": ["grid/s5_mul-0.8-0-adamw", "tiny", "grid/add-0.5-0-adamw"]},
+                    "operations": "grid", "embeddings": ["grid/s5_mul-0.8-0-adamw", "tiny", "grid/add-0.5-0-adamw"],
+                    "progress": ["tiny"]},
+        "progress": ["tiny"],
         "execution": {"checkpoint_seconds": 0},
     }
 

@@ -93,6 +93,7 @@ def tiny_paper_params() -> dict:
     params["sweeps"]["operations"]["operations"] = ["add", "s5_mul"]
     for seed in (1, 2):  # one Figure 1 (left) seed: each named run is a process of its own there
         del params["runs"][f"div_adam_{seed}"]
+        params["progress"].remove(f"div_adam_{seed}")
     return params
 
 

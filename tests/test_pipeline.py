@@ -75,9 +75,10 @@ def test_a_queued_parallel_sweep_then_repro_reuses_its_runs(project):
     for stage in stages:  # trained by the workers, restored from DVC's run cache, not retrained
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in first, first
     for figure in ("fig1_left_accuracy", "fig1_center_fractions", "fig1_right_table", "fig2_left_interventions",
-                   "fig2_right_operations", "fig3_tsne", "fig4_loss"):
+                   "fig2_right_operations", "fig3_tsne", "fig4_loss", "fig5_progress"):
         assert (project / "figures" / f"{figure}.png").is_file()
-    assert (project / "reports/claims.md").is_file()
+    assert "fig5_few_frequencies[mlp_add]" in (project / "reports/claims.md").read_text()
+    assert (project / "progress/transformer_div/measures.csv").is_file()
     assert "paper/dvc.yaml:" not in first and not (project / "paper/runs").exists()
 
     again = _run(DVC, "repro", cwd=project)
