@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,20 @@ def _value(where: str, value: Any, kind: type) -> Any:
 def _mapping(where: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a mapping of keys to values, got {value!r}")
+    return value
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _named(section: str, value: Any) -> dict[str, Any]:
+    """`section` as a mapping whose keys are safe folder names: each names data/, runs/ or checkpoint folders, so
+    `.`, `..`, an empty name or one with a slash would write outside its folder (or replace all of it)."""
+    value = _mapping(section, value)
+    for name in value:
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ConfigError(f"{section}: {name!r} is not a usable name; use letters, digits, _, - and . only, "
+                              f"starting with a letter or digit (it names folders)")
     return value
 
 
@@ -460,13 +475,13 @@ def parse(raw: Any) -> Config:
             raise ConfigError(f"params.yaml: missing section {section!r}")
 
     datasets = {}
-    for name, value in _mapping("datasets", raw["datasets"]).items():
+    for name, value in _named("datasets", raw["datasets"]).items():
         where = f"datasets.{name}"
         datasets[name] = _dataclass(DatasetConfig, where, _mapping(where, value))
         _check_dataset(where, datasets[name])
 
     models = {}
-    for name, value in _mapping("models", raw["models"]).items():
+    for name, value in _named("models", raw["models"]).items():
         where = f"models.{name}"
         models[name] = _dataclass(ModelConfig, where, _mapping(where, value))
         _check_model(where, models[name])
@@ -478,13 +493,13 @@ def parse(raw: Any) -> Config:
     _check_training("training", _dataclass(TrainingConfig, "training", defaults))
 
     interventions = {}
-    for name, value in _mapping("interventions", raw["interventions"]).items():
+    for name, value in _named("interventions", raw["interventions"]).items():
         where = f"interventions.{name}"
         interventions[name] = dict(_mapping(where, value or {}))
         _check_training(where, _dataclass(TrainingConfig, where, interventions[name], defaults))
 
     runs = {}
-    for name, value in _mapping("runs", raw["runs"]).items():
+    for name, value in _named("runs", raw["runs"]).items():
         where = f"runs.{name}"
         value = dict(_mapping(where, value))
         for key in ("dataset", "model"):
@@ -495,7 +510,7 @@ def parse(raw: Any) -> Config:
         runs[name] = _run(name, dataset_name, datasets[dataset_name], models[model_name], value, defaults)
 
     sweeps = {}
-    for name, value in _mapping("sweeps", raw["sweeps"]).items():
+    for name, value in _named("sweeps", raw["sweeps"]).items():
         if name in runs:
             raise ConfigError(f"sweeps.{name}: a run has the same name; rename one of them")
         sweeps[name], members = _sweep(name, value, models, interventions, defaults)
