@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from repro.tasks import CYCLIC, check_fraction, check_operation, cyclic_group
+from repro.tasks import CYCLIC, check_fraction, check_operation, cyclic_group, table_size
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -265,12 +265,28 @@ def _positive(where: str, value: float) -> None:
         raise ConfigError(f"{where} must be positive, got {value!r}")
 
 
+MAX_MODULUS = 1000  # a table of p² equations; the whole table is evaluated at once (p = 97 in the paper)
+
+
+def _check_split(where: str, operation: str, modulus: int, fraction: float) -> None:
+    """Both splits non-empty: a fraction too close to 0 or 1 for the table's size is refused here, not in training."""
+    size = table_size(operation, modulus)
+    train = int(round(fraction * size))
+    if not 0 < train < size:
+        raise ConfigError(f"{where}: train_fraction {fraction} of the {size:,} equations of {operation} leaves an "
+                          f"empty training or validation set; choose a fraction further from 0 and 1")
+
+
 def _check_dataset(where: str, d: DatasetConfig) -> None:
     try:
         check_operation(d.operation, d.modulus)
         check_fraction(d.train_fraction)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+    if d.modulus > MAX_MODULUS:
+        raise ConfigError(f"{where}.modulus {d.modulus} is above {MAX_MODULUS}: its table of {d.modulus ** 2:,} "
+                          f"equations would not fit in memory; the paper uses 97")
+    _check_split(where, d.operation, d.modulus, d.train_fraction)
     if d.seed < 0:
         raise ConfigError(f"{where}.seed must not be negative, got {d.seed!r}")
 
@@ -538,6 +554,8 @@ def load(path: str | Path = DEFAULT_PARAMS) -> Config:
         raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return parse(raw)
