@@ -32,7 +32,7 @@ from repro.config import Config
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = "reproduced", "not reproduced", "inconclusive", "not testable"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
-THRESHOLD = 0.99  # "generalizes": validation accuracy ≥ 99%, the level of Figure 1's curves
+THRESHOLD = evaluate.THRESHOLD  # "generalizes": validation accuracy ≥ 99%, defined once in evaluate.py
 
 COMPARISON_RULE = (
     "Comparison: each seed's value of one condition minus the same seed's value of the other. Reproduced when "
