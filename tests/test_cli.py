@@ -278,3 +278,18 @@ def test_a_run_json_without_a_key_says_to_retrain(workdir):
     record.write_text(json.dumps(data))
     result = _invoke("evaluate", "tiny")
     assert result.exit_code == 1 and "run.json is damaged" in result.output and "repro train tiny" in result.output
+
+
+def test_a_diverged_run_is_a_result_that_evaluate_and_the_figures_accept(workdir):
+    _edit_params(workdir, lambda p: p["runs"]["tiny"].update(learning_rate=3.0))
+    history = _trained(workdir)
+    assert "nan" in history.read_text()  # the run diverged: its losses are not finite from some update on
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 0, result.output
+    record = json.loads((workdir / "records/tiny.json").read_text())
+    assert isinstance(record["diverged_at"], int) and record["diverged_at"] > 0
+    assert _invoke("figures", "curves").exit_code == 0
+    # A value that is not a number, rather than a non-finite one, is still damage.
+    history.write_text(history.read_text().replace("nan", "abc", 1))
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "is damaged" in result.output
