@@ -189,12 +189,22 @@ unpack() {
     for archive in "$@"; do
         case "$archive" in
             *.part-00) cat "${archive%.part-00}".part-* > "$there/whole.tar.gz"; archive=$there/whole.tar.gz ;;
-            *.part-*) continue ;;  # read with its .part-00
+            *.part-*)  # read with its .part-00, which must be given too
+                [[ " $* " == *" ${archive%.part-*}.part-00 "* ]] \
+                    || die "$archive is one piece of an archive: give its .part-00 as well (nothing was unpacked)"
+                continue ;;
             *.tar.gz) ;;
             *) die "$archive is not a runs-*.tar.gz from \`paper/device.sh collect\`" ;;
         esac
+        # Only plain files and folders with relative names: a link could point outside paper/, and DVC would
+        # then cache (and push) whatever it points to.
+        local odd
+        odd=$(tar -tvzf "$archive" | awk '$1 !~ /^[-d]/ || $NF ~ /^\// || $NF ~ /(^|\/)\.\.(\/|$)/ {print $NF}' | head -3)
+        [ -z "$odd" ] || die "$archive holds something other than plain files and folders with relative names" \
+                             "(${odd//$'\n'/, }); nothing was unpacked"
         rm -rf "$there/data"
-        tar -xzf "$archive" -C "$there" data runs
+        # Owners and modes are this user's, whatever the archive says.
+        tar -xzf "$archive" -C "$there" --no-same-owner --no-same-permissions data runs
     done
     cd "$root/paper"
     local repro=("${PYTHON:-python3}" -m repro) group

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import faulthandler
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def main(context: click.Context, params_path: str) -> None:
     # (sys.stderr may be a capture without a file descriptor, as under click's test runner.)
     if sys.__stderr__ is not None:
         faulthandler.enable(file=sys.__stderr__)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in ("tensorflow", "jax"):
+        raise click.ClickException(f"KERAS_BACKEND={backend!r} is not supported; use 'tensorflow' (the CPU default) "
+                                   f"or 'jax' (GPUs), or unset it")
     context.obj = Path(params_path)
 
 
@@ -258,10 +263,13 @@ def readme() -> None:
     report_path = REPORT_DIR / "claims.json"
     if not report_path.is_file():
         raise ConfigError(f"{report_path} is missing; make it with `repro claims` (or `dvc repro`)")
-    report = json.loads(report_path.read_text(encoding="utf-8"))
     path = Path("README.md")
     try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
         text = claims_module.with_verdicts(path.read_text(encoding="utf-8"), report)
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{report_path} is damaged ({type(error).__name__}: {error}); remake it with `repro "
+                          f"claims`") from None
     except ValueError as error:
         raise ConfigError(str(error)) from error
     files.write_text(path, text)

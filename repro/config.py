@@ -12,13 +12,14 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from repro.tasks import CYCLIC, check_fraction, check_operation, cyclic_group
+from repro.tasks import CYCLIC, check_fraction, check_operation, cyclic_group, table_size
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -224,6 +225,20 @@ def _mapping(where: str, value: Any) -> dict[str, Any]:
     return value
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _named(section: str, value: Any) -> dict[str, Any]:
+    """`section` as a mapping whose keys are safe folder names: each names data/, runs/ or checkpoint folders, so
+    `.`, `..`, an empty name or one with a slash would write outside its folder (or replace all of it)."""
+    value = _mapping(section, value)
+    for name in value:
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+            raise ConfigError(f"{section}: {name!r} is not a usable name; use letters, digits, _, - and . only, "
+                              f"starting with a letter or digit (it names folders)")
+    return value
+
+
 def _dataclass(cls: type, where: str, raw: dict[str, Any], defaults: dict[str, Any] | None = None):
     """Builds `cls` from `raw` (over `defaults`), checking every key's name and type."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -250,12 +265,28 @@ def _positive(where: str, value: float) -> None:
         raise ConfigError(f"{where} must be positive, got {value!r}")
 
 
+MAX_MODULUS = 1000  # a table of p² equations; the whole table is evaluated at once (p = 97 in the paper)
+
+
+def _check_split(where: str, operation: str, modulus: int, fraction: float) -> None:
+    """Both splits non-empty: a fraction too close to 0 or 1 for the table's size is refused here, not in training."""
+    size = table_size(operation, modulus)
+    train = int(round(fraction * size))
+    if not 0 < train < size:
+        raise ConfigError(f"{where}: train_fraction {fraction} of the {size:,} equations of {operation} leaves an "
+                          f"empty training or validation set; choose a fraction further from 0 and 1")
+
+
 def _check_dataset(where: str, d: DatasetConfig) -> None:
     try:
         check_operation(d.operation, d.modulus)
         check_fraction(d.train_fraction)
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+    if d.modulus > MAX_MODULUS:
+        raise ConfigError(f"{where}.modulus {d.modulus} is above {MAX_MODULUS}: its table of {d.modulus ** 2:,} "
+                          f"equations would not fit in memory; the paper uses 97")
+    _check_split(where, d.operation, d.modulus, d.train_fraction)
     if d.seed < 0:
         raise ConfigError(f"{where}.seed must not be negative, got {d.seed!r}")
 
@@ -460,13 +491,13 @@ def parse(raw: Any) -> Config:
             raise ConfigError(f"params.yaml: missing section {section!r}")
 
     datasets = {}
-    for name, value in _mapping("datasets", raw["datasets"]).items():
+    for name, value in _named("datasets", raw["datasets"]).items():
         where = f"datasets.{name}"
         datasets[name] = _dataclass(DatasetConfig, where, _mapping(where, value))
         _check_dataset(where, datasets[name])
 
     models = {}
-    for name, value in _mapping("models", raw["models"]).items():
+    for name, value in _named("models", raw["models"]).items():
         where = f"models.{name}"
         models[name] = _dataclass(ModelConfig, where, _mapping(where, value))
         _check_model(where, models[name])
@@ -478,13 +509,13 @@ def parse(raw: Any) -> Config:
     _check_training("training", _dataclass(TrainingConfig, "training", defaults))
 
     interventions = {}
-    for name, value in _mapping("interventions", raw["interventions"]).items():
+    for name, value in _named("interventions", raw["interventions"]).items():
         where = f"interventions.{name}"
         interventions[name] = dict(_mapping(where, value or {}))
         _check_training(where, _dataclass(TrainingConfig, where, interventions[name], defaults))
 
     runs = {}
-    for name, value in _mapping("runs", raw["runs"]).items():
+    for name, value in _named("runs", raw["runs"]).items():
         where = f"runs.{name}"
         value = dict(_mapping(where, value))
         for key in ("dataset", "model"):
@@ -495,7 +526,7 @@ def parse(raw: Any) -> Config:
         runs[name] = _run(name, dataset_name, datasets[dataset_name], models[model_name], value, defaults)
 
     sweeps = {}
-    for name, value in _mapping("sweeps", raw["sweeps"]).items():
+    for name, value in _named("sweeps", raw["sweeps"]).items():
         if name in runs:
             raise ConfigError(f"sweeps.{name}: a run has the same name; rename one of them")
         sweeps[name], members = _sweep(name, value, models, interventions, defaults)
@@ -523,6 +554,8 @@ def load(path: str | Path = DEFAULT_PARAMS) -> Config:
         raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return parse(raw)

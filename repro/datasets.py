@@ -84,6 +84,8 @@ def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         elements, equations = tuple(manifest["elements"]), int(manifest["equations"])
+        if not all(isinstance(e, str) for e in elements):
+            raise TypeError("elements must be symbols (strings)")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{manifest_path} is damaged ({type(error).__name__}: {error}); {regenerate}") from None
     if expected is not None:
@@ -101,8 +103,11 @@ def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
                 f"regenerate it with `repro generate {data_dir.name}`"
             )
     token = {symbol: i for i, symbol in enumerate(elements)}
-    with open(csv_path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(csv_path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ConfigError(f"{csv_path} is not readable UTF-8 CSV ({error}); {regenerate}") from None
     try:
         a, b, c = (np.array([token[row[k]] for row in rows], dtype=np.int32) for k in "abc")
         splits = [row["split"] for row in rows]

@@ -20,6 +20,13 @@ from repro.config import ConfigError, RunConfig
 
 FILE = "history.csv"  # in every run folder, and the name `repro verify` hashes
 COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
+NON_FINITE = ("nan", "inf", "-inf")  # how `text` writes the values of a run that diverged
+
+
+def diverged_at(history: pd.DataFrame) -> int | None:
+    """The first logged update at which a value is not finite (the run diverged), or None."""
+    bad = ~np.isfinite(history[COLUMNS[1:]].to_numpy(dtype=np.float64)).all(axis=1)
+    return int(history["update"].iloc[int(np.argmax(bad))]) if bad.any() else None
 
 
 def text(rows: np.ndarray) -> str:
@@ -52,7 +59,11 @@ def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
     if list(history.columns) != COLUMNS or history.empty:
         raise ConfigError(f"{path} is not a training history (columns {COLUMNS}); {retrain}")
     numbers = history.apply(pd.to_numeric, errors="coerce")
-    if numbers.isna().any().any() or not numbers["update"].is_monotonic_increasing:
+    # A diverged run is a result: training writes its non-finite values as nan or inf, and they stay.
+    written = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+    diverged = written[COLUMNS[1:]].apply(lambda column: column.str.lower().isin(NON_FINITE))
+    missing = numbers.isna() & ~diverged.reindex(columns=COLUMNS, fill_value=False)
+    if missing.any().any() or not numbers["update"].is_monotonic_increasing:
         raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
     if int(numbers["update"].iloc[-1]) != updates:
         raise ConfigError(f"{path} stops at update {int(numbers['update'].iloc[-1]):,} of {updates:,}: the run did "

@@ -33,6 +33,7 @@ WEIGHTS_DIGEST = "weights_sha256"  # run.json's key for the digest of weights th
 # run.json's key for a named run stopped before its budget (`repro train --for`, Ctrl-C): {"updates": the
 # last logged update, "budget": the run's updates}. Its folder holds the history so far and no weights.
 PARTIAL = "partial"
+REQUIRED = ("run", "fingerprint", "seeds", "batch_size", "dataset", "determinism", "versions")  # what readers use
 
 
 def weights_digest(weights: list[np.ndarray]) -> str:
@@ -65,6 +66,9 @@ def read(run_dir: Path, run: RunConfig) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         fingerprint = record["fingerprint"]
+        missing = [key for key in REQUIRED if key not in record]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); {retrain}") from None
     if fingerprint != run.fingerprint():

@@ -131,6 +131,13 @@ def check_operation(key: str, modulus: int) -> Operation:
     return operation
 
 
+def table_size(key: str, modulus: int) -> int:
+    """The number of equations `build_table(key, modulus)` makes, without making them."""
+    if OPERATIONS[key].group == "s5":
+        return 120 * 120
+    return modulus * (modulus - 1) if key == "div" else modulus * modulus
+
+
 def build_table(key: str, modulus: int = 97) -> Table:
     """The complete table of operation `key` (9,409 / 9,312 / 14,400 equations at p = 97)."""
     operation = check_operation(key, modulus)

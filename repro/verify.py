@@ -58,6 +58,9 @@ def committed(config: Config, name: str) -> dict:
             raise ConfigError(f"{name} is not in the committed records/{sweep}.json: {why}")
         return record["runs"][member]
     record = evaluate.committed_record(name, RECORDS_DIR)
+    if not isinstance(record.get("sha256"), dict):
+        raise ConfigError(f"the committed records/{name}.json has no file hashes (sha256): it is damaged or older "
+                          f"than this package; remake it with `repro evaluate {name}` and commit it")
     return {**evaluate.comparable(record, record["sha256"]), "fingerprint": record.get("fingerprint"),
             "made_on": record.get("made_on")}
 

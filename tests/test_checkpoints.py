@@ -92,12 +92,13 @@ def test_a_deadline_checkpoints_within_seconds_whatever_the_log_spacing(tmp_path
     # Two log points over 10^6 updates: the only log point before the end is update 1.
     root = _prepare(tmp_path / "run", checkpoint_seconds=3600, updates=1_000_000, log_points=2)
     started = time.monotonic()
-    result = repro("train", "tiny", "--for", "6s", cwd=root)
+    # 15 s: the deadline counts from the process's start, and a loaded machine may spend 6 s importing and compiling.
+    result = repro("train", "tiny", "--for", "15s", cwd=root)
     took = time.monotonic() - started
     meta = _meta(root / "checkpoints/tiny/0.npz")
     assert "run again to continue" in result.stdout and result.returncode == 0
     assert 1 < meta["updates"] < 1_000_000 and meta["updates"] % 256 == 1  # between log points, on a call boundary
-    assert took < 60, f"a 6 s slice took {took:.0f} s"  # start-up included; the whole run would take minutes
+    assert took < 75, f"a 15 s slice took {took:.0f} s"  # start-up included; the whole run would take minutes
 
 
 def test_checkpoints_come_every_checkpoint_seconds_between_log_points(tmp_path):

@@ -219,3 +219,77 @@ def test_a_partial_or_empty_sweep_is_drawn_and_says_what_it_lacks(tmp_path):
         figures.operations_figure(summary, tasks.OPERATIONS, tmp_path / "operations.png", "paper")
         figures.fractions_figure(summary, tmp_path / "fractions.png", "paper")
         assert (tmp_path / "operations.png").read_bytes().startswith(b"\x89PNG")
+
+
+# --- input that once gave a traceback (issue 25's reliability probe) ----------------------------------------------
+
+def _edit_params(workdir, change) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    change(params)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["datasets"]["add_23"].update(train_fraction=0.0001), "leaves an empty training or validation set"),
+    (lambda p: p["sweeps"]["grid"].update(modulus=2, fractions=[0.9]), "leaves an empty training or validation set"),
+    (lambda p: p["datasets"]["add_23"].update(modulus=100_000), "above 1000"),
+])
+def test_params_that_cannot_make_a_table_are_refused_at_load(workdir, change, message):
+    _edit_params(workdir, change)
+    result = _invoke("generate")
+    assert result.exit_code == 1 and message in result.output and result.exception.__class__ is SystemExit
+    assert not (workdir / "data").exists()
+
+
+def test_non_utf8_params_and_tables_are_refused_with_a_message(workdir):
+    assert _invoke("generate").exit_code == 0
+    table = workdir / "data/add_23/equations.csv"
+    table.write_bytes(table.read_bytes().replace(b"train", b"tr\xffn", 1))
+    result = _invoke("train", "tiny")
+    assert result.exit_code == 1 and "not readable UTF-8 CSV" in result.output
+    manifest = workdir / "data/add_23/manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "elements": [[0]] * len(data["elements"])}))
+    result = _invoke("train", "tiny")
+    assert result.exit_code == 1 and "manifest.json is damaged" in result.output
+    (workdir / "params.yaml").write_bytes(b"scale: caf\xe9\n")
+    result = _invoke("generate")
+    assert result.exit_code == 1 and "is not UTF-8 text" in result.output
+
+
+def test_an_unsupported_backend_and_a_damaged_report_say_what_to_do(workdir, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    result = _invoke("generate")
+    assert result.exit_code == 1 and "KERAS_BACKEND='torch' is not supported" in result.output
+    monkeypatch.delenv("KERAS_BACKEND")
+    (workdir / "reports").mkdir()
+    (workdir / "reports/claims.json").write_text('{"summary": ')
+    (workdir / "README.md").write_text("x\n")
+    result = _invoke("readme")
+    assert result.exit_code == 1 and "claims.json is damaged" in result.output and "repro claims" in result.output
+    assert (workdir / "README.md").read_text() == "x\n"
+
+
+def test_a_run_json_without_a_key_says_to_retrain(workdir):
+    _trained(workdir)
+    record = workdir / "runs/tiny/run.json"
+    data = json.loads(record.read_text())
+    del data["determinism"]
+    record.write_text(json.dumps(data))
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "run.json is damaged" in result.output and "repro train tiny" in result.output
+
+
+def test_a_diverged_run_is_a_result_that_evaluate_and_the_figures_accept(workdir):
+    _edit_params(workdir, lambda p: p["runs"]["tiny"].update(learning_rate=3.0))
+    history = _trained(workdir)
+    assert "nan" in history.read_text()  # the run diverged: its losses are not finite from some update on
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 0, result.output
+    record = json.loads((workdir / "records/tiny.json").read_text())
+    assert isinstance(record["diverged_at"], int) and record["diverged_at"] > 0
+    assert _invoke("figures", "curves").exit_code == 0
+    # A value that is not a number, rather than a non-finite one, is still damage.
+    history.write_text(history.read_text().replace("nan", "abc", 1))
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "is damaged" in result.output

@@ -257,3 +257,25 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
     shutil.rmtree(here / "paper/checkpoints")
     second = _run("bash", "paper/campaign.sh", "train", "10s", cwd=here, env=env)
     assert "unpacked (update" in second and "resuming from update" in second, second
+
+
+def test_unpack_refuses_links_and_a_lone_piece_before_writing_anything(tmp_path):
+    import tarfile
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not a run")
+    evil = tmp_path / "runs-evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        link = tarfile.TarInfo("runs/div_adam_0/history.csv")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        tar.addfile(link)
+        tar.add(outside, arcname="data/x.txt")
+    result = subprocess.run(["bash", "paper/device.sh", "unpack", str(evil)], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and "other than plain files and folders" in result.stderr
+    assert "nothing was unpacked" in result.stderr
+    piece = tmp_path / "runs-1.tar.gz.part-01"
+    piece.write_bytes(b"x")
+    result = subprocess.run(["bash", "paper/device.sh", "unpack", str(piece)], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and "give its .part-00 as well" in result.stderr
