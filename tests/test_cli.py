@@ -147,12 +147,12 @@ def test_a_damaged_record_says_how_to_remake_it(workdir):
 
 GRID = [f"grid/{op}-{f}-0-{i}" for op in ("s5_mul", "add") for f in (0.5, 0.8) for i in ("adamw", "minibatch_adam")]
 FIGURES = ["fig1_left_accuracy.png", "fig4_loss.png", "fig1_right_table.png", "fig1_center_fractions.png",
-           "fig2_left_interventions.png", "fig2_right_operations.png", "fig3_tsne.png"]
+           "fig2_left_interventions.png", "fig2_right_operations.png", "fig3_tsne.png", "fig5_progress.png"]
 
 
 def test_tiny_pipeline_end_to_end(workdir):
     commands = [("generate",), ("train", "tiny"), *(("train", name) for name in GRID),
-                ("evaluate", "tiny"), ("evaluate", "grid"), ("figures",), ("claims",)]
+                ("evaluate", "tiny"), ("evaluate", "grid"), ("progress", "tiny"), ("figures",), ("claims",)]
     for args in commands:
         result = _invoke(*args)
         assert result.exit_code == 0, (args, result.output)
@@ -168,7 +168,7 @@ def test_tiny_pipeline_end_to_end(workdir):
     sweep = json.loads((workdir / "records/grid.json").read_text())
     assert sorted(sweep["runs"]) == sorted(name.split("/")[1] for name in GRID)
     claims = json.loads((workdir / "reports/claims.json").read_text())
-    assert len(claims["claims"]) == sum(claims["summary"].values()) == 16
+    assert len(claims["claims"]) == sum(claims["summary"].values()) == 16 + 4 + 1  # the paper's, Figure 5's, the blog's
     assert "| claim | paper | measured here | effect | spread over seeds | verdict | figure |" in (
         workdir / "reports/claims.md").read_text()
     assert (workdir / "histories/tiny.csv").read_bytes() == (workdir / "runs/tiny/history.csv").read_bytes()
