@@ -72,7 +72,7 @@ record() {
     esac
   done
   for stage in figure_table figure_curves figure_embeddings figure_fractions figure_interventions \
-               figure_operations claims; do
+               figure_operations figure_progress claims; do
     run_stage "$stage"
   done
 }
@@ -81,7 +81,7 @@ run_stage() {  # dvc repro -s STAGE, or a word that its inputs are not all here 
   local out
   if out=$(dvc repro -s "$1" 2>&1); then
     echo "campaign: $1 made"
-  elif grep -q "does not exist\|No such file" <<<"$out"; then
+  elif grep -q "does not exist\|No such file\|a partial run keeps no weights\|no progress measures" <<<"$out"; then
     echo "campaign: $1 waits for inputs not trained yet"
   else
     echo "$out" >&2
