@@ -43,15 +43,22 @@ def test_the_committed_records_are_what_the_committed_histories_give():
                 assert committed[key] == summary[key], (member, key)
 
 
-def test_the_committed_structure_scores_are_what_the_committed_output_layers_give():
-    """Figure 3's scores are recomputed from records/output_layers/ without any weights file."""
+def _committed_layers():
+    """records/embeddings.json, the folder of committed output layers, the S5 table, its product table and rows."""
     from repro import embeddings, tasks
 
-    found = json.loads((REPO / "records/embeddings.json").read_text())
     layers = REPO / "records/output_layers"
     table = tasks.build_table("s5_mul")
     product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
-    rows = embeddings.read_rows(layers / "s5.csv")
+    return (json.loads((REPO / "records/embeddings.json").read_text()), layers, table, product,
+            embeddings.read_rows(layers / "s5.csv"))
+
+
+def test_the_committed_structure_scores_are_what_the_committed_output_layers_give():
+    """Figure 3's scores are recomputed from records/output_layers/ without any weights file."""
+    from repro import embeddings
+
+    found, layers, table, product, rows = _committed_layers()
     paper = embeddings.paper_cosets(rows, product, table.elements)
     assert round(paper.score, 4) == found["s5"]["paper_subgroup"]["coset_score"]
     assert round(embeddings.best_cosets(rows, product).score, 4) == found["s5"]["coset_score"]
@@ -62,13 +69,9 @@ def test_the_committed_structure_scores_are_what_the_committed_output_layers_giv
 
 def test_the_committed_chance_levels_are_what_shuffling_the_committed_rows_gives():
     """The three structure verdicts rest on 99th percentiles of shuffled rows: recomputed here, not trusted."""
-    from repro import embeddings, tasks
+    from repro import embeddings
 
-    found = json.loads((REPO / "records/embeddings.json").read_text())
-    layers = REPO / "records/output_layers"
-    table = tasks.build_table("s5_mul")
-    product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
-    rows = embeddings.read_rows(layers / "s5.csv")
+    found, layers, table, product, rows = _committed_layers()
     chance = embeddings.null_quantile(rows, lambda r: embeddings.paper_cosets(r, product, table.elements).score)
     assert round(chance, 4) == found["s5"]["paper_subgroup"]["chance_99"]
     for key in ("add_decay", "add_no_decay"):
