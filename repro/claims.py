@@ -213,6 +213,11 @@ def _judged(claim: Claim, outcomes: list, missing: str) -> Claim:
                                verdict=threshold(outcomes))
 
 
+def _papers_setting(s: dict) -> bool:
+    """Figure 1 (left)'s and Figure 4's run as the paper trained it: Adam without weight decay, ≥ 10⁵ updates."""
+    return s["weight_decay"] == 0 and s["budget"] >= 100_000
+
+
 LEAVES_CHANCE = 0.10  # validation accuracy that has "left chance level": ten times chance for 97 symbols
 
 
@@ -259,7 +264,7 @@ def _figure1(runs: list[dict], untrained: tuple[str, ...] = ()) -> list[Claim]:
                 f"the updates to 99% training; 99% validation after "
                 f"{', '.join(f'{d}×' if isinstance(d, float) else str(d) for d in late)} ({setting})")
     s = runs[0]["setting"]
-    if s["weight_decay"] != 0 or s["budget"] < 100_000:
+    if not _papers_setting(s):
         claims.append(_not_testable("fig1_generalizes_late", figure, statement, criterion, measured,
                                     "this run uses weight decay or fewer than 10⁵ updates; weight decay shortens "
                                     "the delay the claim is about", seeds))
@@ -282,7 +287,8 @@ def _figure1(runs: list[dict], untrained: tuple[str, ...] = ()) -> list[Claim]:
 
 def _figure4(runs: list[dict], untrained: tuple[str, ...] = ()) -> Claim:
     statement = "The validation loss descends twice (x/y mod 97, Adam without weight decay)."
-    criterion = ("Testable in the paper's setting (weight decay 0, ≥ 10⁵ updates). Count the descents of the validation loss, read on a log scale after a running median over 5 log "
+    criterion = ("Testable in the paper's setting (weight decay 0, ≥ 10⁵ updates). Count the descents of the "
+                 "validation loss, read on a log scale after a running median over 5 log "
                  "points: a descent or rise counts when the loss moves by ≥ 1.25× from its last turning point (10% "
                  "noise stays below that; tested on synthetic curves). Two or more descents in a seed reproduce the "
                  "claim.")
@@ -292,8 +298,7 @@ def _figure4(runs: list[dict], untrained: tuple[str, ...] = ()) -> Claim:
     counts = [r["val_loss_descents"] for r in runs]
     swings = "; ".join(" then ".join(("fell" if f < 1 else "rose") + f" {max(f, 1 / f):.2f}×" for f in r["swings"])
                        for r in runs)
-    s = runs[0]["setting"]
-    if s["weight_decay"] != 0 or s["budget"] < 100_000:  # Figure 4 is the paper's Adam run of Figure 1 (left)
+    if not _papers_setting(runs[0]["setting"]):  # Figure 4 is the paper's Adam run of Figure 1 (left)
         return _not_testable("fig4_double_descent", "fig4_loss.png", statement, criterion,
                              f"{', '.join(map(str, counts))} descent(s); the smoothed loss {swings}",
                              "Figure 4 is the paper's Adam run (no weight decay, 10⁶ updates); this run uses weight "

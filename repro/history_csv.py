@@ -29,11 +29,12 @@ def diverged_at(history: pd.DataFrame) -> int | None:
     return int(history["update"].iloc[int(np.argmax(bad))]) if bad.any() else None
 
 
-def text(rows: np.ndarray) -> str:
-    """The file's text for `rows` (log points × COLUMNS): integer updates, 8 significant digits elsewhere."""
+def text(rows: np.ndarray, columns: list[str] = COLUMNS) -> str:
+    """The file's text for `rows` (log points × `columns`, the update first): integer updates, 8 significant
+    digits elsewhere. progress/'s measures.csv, a history with more columns, is written the same way."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
         writer.writerow([int(row[0]), *(f"{v:.8g}" for v in row[1:])])
     return buffer.getvalue()
@@ -59,10 +60,10 @@ def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
     if list(history.columns) != COLUMNS or history.empty:
         raise ConfigError(f"{path} is not a training history (columns {COLUMNS}); {retrain}")
     numbers = history.apply(pd.to_numeric, errors="coerce")
-    # A diverged run is a result: training writes its non-finite values as nan or inf, and they stay.
-    written = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
-    diverged = written[COLUMNS[1:]].apply(lambda column: column.str.lower().isin(NON_FINITE))
-    missing = numbers.isna() & ~diverged.reindex(columns=COLUMNS, fill_value=False)
+    missing = numbers.isna()
+    if missing.any().any():  # a diverged run is a result: training writes its non-finite values as nan or inf
+        written = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+        missing[COLUMNS[1:]] &= ~written[COLUMNS[1:]].apply(lambda column: column.str.lower().isin(NON_FINITE))
     if missing.any().any() or not numbers["update"].is_monotonic_increasing:
         raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
     if int(numbers["update"].iloc[-1]) != updates:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, files
+from repro import evaluate, files, history_csv
 from repro.config import ConfigError, RunConfig
 from repro.tasks import CYCLIC, is_prime
 
@@ -70,6 +70,7 @@ class Cyclic:
     sign: int
     rows: np.ndarray  # indices of the analysed equations in the table
     s: np.ndarray  # s of each analysed equation
+    by_s: np.ndarray  # the analysed equations ordered by s (n of each), for `_along`
     answers: np.ndarray  # the label of each analysed equation's answer
     elements: np.ndarray  # the token of the element labelled l, for l = 0 … n − 1
     labels: str  # how symbols became labels
@@ -102,15 +103,15 @@ def cyclic(operation: str, modulus: int, a: np.ndarray, b: np.ndarray, c: np.nda
     i, j, answers = label[a[rows]], label[b[rows]], label[c[rows]]
     if len(rows) != order * order or len(set(zip(i.tolist(), j.tolist()))) != len(rows):
         raise ValueError(f"the {operation} table does not cover Z_{order} × Z_{order} once")
-    return Cyclic(order, CYCLIC[operation], rows, (i + CYCLIC[operation] * j) % order, answers, elements, how)
+    s = (i + CYCLIC[operation] * j) % order
+    return Cyclic(order, CYCLIC[operation], rows, s, np.argsort(s, kind="stable"), answers, elements, how)
 
 
 # --- the measures ----------------------------------------------------------------------------------
 
 def _along(logits: np.ndarray, group: Cyclic) -> np.ndarray:
     """(n, classes): each class's mean logit over the n equations of each s, the logits' part along s."""
-    order = np.argsort(group.s, kind="stable")
-    return logits[order].reshape(group.order, group.order, -1).mean(axis=1)
+    return logits[group.by_s].reshape(group.order, group.order, -1).mean(axis=1)
 
 
 def spectrum(logits: np.ndarray, group: Cyclic) -> np.ndarray:
@@ -184,17 +185,20 @@ def key_frequencies(logits: np.ndarray, group: Cyclic) -> tuple[list[int], float
 def phases(frame: pd.DataFrame, classes: int) -> dict[str, int | None]:
     """PHASE_RULE's boundaries: the updates that end memorization, circuit formation and cleanup (or None)."""
 
-    def first(mask: pd.Series, after: int | None = 0) -> int | None:
-        found = frame.loc[mask & (frame["update"] >= (after or 0)), "update"]
-        return None if after is None or found.empty else int(found.iloc[0])
+    def first(mask: pd.Series, after: int | None) -> int | None:
+        """The first logged update at or after `after` where `mask` holds; None if none, or if `after` is."""
+        if after is None:
+            return None
+        found = frame.loc[mask & (frame["update"] >= after), "update"]
+        return int(found.iloc[0]) if len(found) else None
 
-    memorized = first(frame["train_accuracy"] >= evaluate.THRESHOLD)
+    memorized = first(frame["train_accuracy"] >= evaluate.THRESHOLD, 0)
     circuit = first(frame["val_loss"] < np.log(classes), memorized)
     grokked = first(frame["val_accuracy"] >= evaluate.THRESHOLD, circuit)
     return {"memorization_ends": memorized, "circuit_formation_ends": circuit, "cleanup_ends": grokked}
 
 
-# --- the run, replayed ------------------------------------------------------------------------------
+# --- every logged update of a run (its weights and logits from repro/replay.py) -------------------------
 
 FIRST_LAYERS = ("token_embedding", "hidden")  # models.py's first layer of the transformer, of the MLP
 
@@ -242,17 +246,10 @@ def measure_points(history: pd.DataFrame, logits: list[np.ndarray], first_layers
     return Measured(frame, summary)
 
 
-def measures_text(frame: pd.DataFrame) -> str:
-    """measures.csv's text: integer updates, 8 significant digits elsewhere (as history.csv)."""
-    lines = [",".join(frame.columns)]
-    for row in frame.itertuples(index=False):
-        lines.append(",".join([str(int(row[0])), *(f"{v:.8g}" for v in row[1:])]))
-    return "\n".join(lines) + "\n"
-
-
 def write(measured: Measured, out_dir: Path) -> None:
     with files.atomic_directory(out_dir) as tmp:
-        (tmp / MEASURES).write_text(measures_text(measured.frame), encoding="utf-8")
+        (tmp / MEASURES).write_text(history_csv.text(measured.frame.to_numpy(dtype=np.float64),
+                                                      list(measured.frame.columns)), encoding="utf-8")
         files.write_json(tmp / SUMMARY, measured.summary)
 
 

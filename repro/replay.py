@@ -14,6 +14,7 @@ then says by how much, and the measures are the replay's.
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from repro import datasets, files, history_csv, progress, run_folder
 from repro.config import ConfigError, RunConfig
 from repro.progress import Measured
 
+
 @dataclass
 class Replayed:
     history: np.ndarray  # (log points, 6), as history.csv
@@ -35,7 +37,6 @@ class Replayed:
 
 def run_again(run: RunConfig, dataset: datasets.Dataset, precision: str) -> Replayed:
     """Trains `run` again from scratch exactly as `repro train` did, keeping the weights at every log point."""
-    import keras
     from keras import ops
 
     from repro import backend, train
@@ -47,11 +48,15 @@ def run_again(run: RunConfig, dataset: datasets.Dataset, precision: str) -> Repl
     forward = backend.compile(lambda params: model.stateless_call(params, extra, table[0], training=False)[0])
     schedule = train.log_schedule(run.training.updates, run.training.log_points)
     rows, weights = [], []
-    for previous, target in zip([0, *schedule], schedule):
-        if target > previous:
-            shard.train(previous, target)
-        rows.append([float(target), *shard.evaluate()[0]])
+
+    def log(update: int) -> None:
+        rows.append([float(update), *shard.evaluate()[0]])
         weights.append([np.asarray(ops.convert_to_numpy(p))[0] for p in shard.state["params"]])
+
+    log(0)
+    for previous, target in zip(schedule, schedule[1:]):  # the compiled calls of `repro train`'s loop
+        shard.train(previous, target)
+        log(target)
     first = next(i for i, v in enumerate(model.trainable_variables) if v.path.split("/")[0] in progress.FIRST_LAYERS)
     return Replayed(np.array(rows), weights, lambda w: np.asarray(ops.convert_to_numpy(forward(w))), first)
 
@@ -70,7 +75,7 @@ def measure(run: RunConfig, run_dir: Path) -> Measured:
 
     # The replay's history as history.csv would hold it, against the committed file.
     text = history_csv.text(replayed.history)
-    logged = np.array([[float(v) for v in line.split(",")] for line in text.splitlines()[1:]])
+    logged = pd.read_csv(io.StringIO(text)).to_numpy()
     difference = float(np.max(np.abs(logged[:, 1:] - committed.to_numpy()[:, 1:])))
     identical = text == (run_dir / history_csv.FILE).read_text(encoding="utf-8")
     if not identical:
