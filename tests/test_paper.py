@@ -53,6 +53,18 @@ def test_the_laptop_pipeline_never_trains_the_paper_scale():
     assert not [o for o in outs if "paper" in o]  # dvc repro's default target is ./dvc.yaml: paper/ is its own
 
 
+def test_paper_is_a_dvc_project_of_its_own_so_the_root_speaks_of_the_laptop_only():
+    """`dvc status` or `dvc repro` at the root never lists paper/'s stages (issue 25): paper/ has its own .dvc/."""
+    from dvc.repo import Repo
+
+    assert (REPO / "paper/.dvc/config").is_file()
+    with Repo(str(REPO)) as root:
+        assert {stage.path_in_repo for stage in root.index.stages} == {"dvc.yaml"}
+    with Repo(str(REPO / "paper")) as paper_repo:
+        assert {stage.path_in_repo for stage in paper_repo.index.stages} == {"dvc.yaml"}
+        assert len(paper_repo.index.stages) > 30  # every paper-scale stage, seen from paper/
+
+
 def test_estimate_counts_full_batch_updates_by_their_size(paper):
     groups = bench.estimate(paper, {"transformer": {1: 36.0, 8: 80.0}, "mlp": {1: 1000.0}})
     assert groups["div_adam_0"]["hours"] == pytest.approx(1_000_000 / 36.0 / 3600)
@@ -146,7 +158,7 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
                                                               cwd=there, env=env)
 
     _run("git", "init", "-q", cwd=here)
-    _run("dvc", "init", "-q", cwd=here, env=env)
+    _run("dvc", "init", "--subdir", "-q", cwd=here / "paper", env=env)  # paper/ is a DVC project of its own
     listed = _run("bash", "paper/device.sh", "unpack", *archives, cwd=here, env=env)
     stages = ["train@div_adam_0", "train@add_decay", "train@add_no_decay", "train@s5_decay",
               "train_sweep@s5_fractions", "train_sweep@s5_interventions", "train_sweep@operations"]
@@ -233,7 +245,7 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(here),
            "GIT_CEILING_DIRECTORIES": str(tmp_path), "MIN_SLICE": "5"}
     _run("git", "init", "-q", cwd=here)
-    _run("dvc", "init", "-q", cwd=here, env=env)
+    _run("dvc", "init", "--subdir", "-q", cwd=here / "paper", env=env)  # paper/ is a DVC project of its own
 
     first = _run("bash", "paper/campaign.sh", "train", "50s", cwd=here, env=env)
     assert "add_decay: complete" in first and "add_no_decay: partial, trained to" in first, first
