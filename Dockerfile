@@ -1,4 +1,4 @@
-# The pipeline in a pinned image. Build and run (README, "Docker"):
+# The pipeline in a pinned image. Build and run (README, "Using it"; docs/environment.md):
 #   docker build -t grokking-repro .
 #   mkdir -p results && docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/results:/results" grokking-repro
 # The image holds no .git, so DVC runs with core.no_scm (set below).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper scale on a CPU, a slice at a time (README, "The paper scale on a CPU").
+# The paper scale on a CPU, a slice at a time (docs/paper-scale.md).
 #
 #   paper/campaign.sh train DURATION   trains the campaign's runs in order for at most DURATION (90s, 45m,
 #                                      2h): a run not finished resumes from paper/campaign/<run>.tar, its
@@ -71,7 +71,7 @@ record() {
       train_sweep@*) run_stage "evaluate_sweep@${stage#train_sweep@}" ;;
     esac
   done
-  for stage in figure_table figure_curves figure_embeddings figure_fractions figure_interventions \
+  for stage in figure_table figure_curves embeddings figure_embeddings figure_fractions figure_interventions \
                figure_operations figure_progress claims; do
     run_stage "$stage"
   done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper scale on a lent GPU machine that has JAX with CUDA on its python3 but no Keras, no DVC and no
 # network, runs one command at a time for at most 10 minutes, sends back at most 8 files of 16 MiB from $OUT,
-# and is given back 30 s after a call (README, "The paper scale", for the whole round trip).
+# and is given back 30 s after a call (docs/gpu.md, for the whole round trip).
 #
 #   here:    paper/device.sh wheels              Keras and the two packages it needs that such a machine lacks,
 #                                                hash-checked against requirements-gpu.lock, into .whl/

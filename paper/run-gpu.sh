@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper scale on a GPU machine, which has JAX but no DVC (README, "The paper scale").
+# The paper scale on a GPU machine, which has JAX but no DVC (docs/gpu.md).
 # Trains every group in the order of the figures (`repro groups`); a group cut short by a time
 # limit resumes from its checkpoint when this script runs again, and a finished group (its folder under
 # runs/ is written whole when it ends) is skipped.
@@ -7,7 +7,7 @@
 # sets "python3 -m repro"). SKIP_GROUPS names groups not to train, trained before on another machine and
 # already brought back (`repro trained --groups` there lists them).
 # Afterwards, on the machine with DVC: bring paper/runs/ back, then `cd paper && dvc commit -f
-# <train stages> && dvc repro` evaluates, draws and writes the claims (README, "The paper scale").
+# <train stages> && dvc repro` evaluates, draws and writes the claims (docs/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 export KERAS_BACKEND=jax

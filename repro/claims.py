@@ -29,6 +29,7 @@ import pandas as pd
 
 from repro import evaluate, history_csv, progress
 from repro.config import Config
+from repro.files import figure_file
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = "reproduced", "not reproduced", "inconclusive", "not testable"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
@@ -232,7 +233,7 @@ def _leaves_chance_delay(run: dict) -> float | str:
 def _figure1(runs: list[dict], untrained: tuple[str, ...] = ()) -> list[Claim]:
     """Figure 1 (left)'s claims. `runs`: each trained seed's summary (with `partial` if it stopped short of its
     budget); `untrained`: the seeds' runs not trained at all yet."""
-    figure = "fig1_left_accuracy.png"
+    figure = figure_file("curves")
     fits_statement = "Training accuracy is close to perfect before 10³ updates (x/y mod 97, 50% data)."
     fits_criterion = ("99% training accuracy before update 1,000, the paper's number; the log grid of evaluations "
                       "places it within a few percent.")
@@ -293,20 +294,20 @@ def _figure4(runs: list[dict], untrained: tuple[str, ...] = ()) -> Claim:
                  "noise stays below that; tested on synthetic curves). Two or more descents in a seed reproduce the "
                  "claim.")
     if not runs:
-        return _not_testable("fig4_double_descent", "fig4_loss.png", statement, criterion, "no run",
+        return _not_testable("fig4_double_descent", figure_file("curves", 1), statement, criterion, "no run",
                              f"not trained yet at this scale: {', '.join(untrained)}", 0)
     counts = [r["val_loss_descents"] for r in runs]
     swings = "; ".join(" then ".join(("fell" if f < 1 else "rose") + f" {max(f, 1 / f):.2f}×" for f in r["swings"])
                        for r in runs)
     if not _papers_setting(runs[0]["setting"]):  # Figure 4 is the paper's Adam run of Figure 1 (left)
-        return _not_testable("fig4_double_descent", "fig4_loss.png", statement, criterion,
+        return _not_testable("fig4_double_descent", figure_file("curves", 1), statement, criterion,
                              f"{', '.join(map(str, counts))} descent(s); the smoothed loss {swings}",
                              "Figure 4 is the paper's Adam run (no weight decay, 10⁶ updates); this run uses weight "
                              "decay or fewer than 10⁵ updates, which changes the dynamics the claim is about", len(runs))
     # Two descents are decided as soon as they are there; fewer only once the run has used its budget.
     outcomes = [c >= 2 or (WAIT if r.get("partial") else False) for c, r in zip(counts, runs)]
     return _judged(Claim(
-        "fig4_double_descent", "fig4_loss.png", statement, criterion,
+        "fig4_double_descent", figure_file("curves", 1), statement, criterion,
         f"{', '.join(map(str, counts))} descent(s); the smoothed loss {swings}",
         f"descents: {', '.join(map(str, counts))}", _seeds(len(runs), "one run"),
         len(runs), "threshold", INCONCLUSIVE), *_decided(runs, outcomes, untrained))
@@ -334,7 +335,7 @@ def _rank_correlation(x: pd.Series, y: pd.Series) -> float:
 
 
 def _fractions(sweep: Sweep) -> list[Claim]:
-    frame, figure = sweep.frame, "fig1_center_fractions.png"
+    frame, figure = sweep.frame, figure_file("fractions")
     seeds = frame["seed"].nunique()
     low, high = STEEP_REGION
     region = frame[(frame["train_fraction"] >= low - 1e-9) & (frame["train_fraction"] <= high + 1e-9)]
@@ -410,7 +411,7 @@ def _fractions(sweep: Sweep) -> list[Claim]:
 # --- Figure 2 (left): interventions on S5 ---------------------------------------------------------
 
 def _interventions(sweep: Sweep) -> list[Claim]:
-    frame, figure = sweep.frame, "fig2_left_interventions.png"
+    frame, figure = sweep.frame, figure_file("interventions")
     known = set(frame["intervention"])
     seeds = frame["seed"].nunique()
     fractions = sorted(frame["train_fraction"].unique())
@@ -510,7 +511,7 @@ SAME_DATA_MARGIN = 0.05  # "about the same": mean best validation accuracies wit
 
 
 def _operations(sweep: Sweep) -> list[Claim]:
-    frame, figure, model = sweep.frame, "fig2_right_operations.png", sweep.grid["model"]
+    frame, figure, model = sweep.frame, figure_file("operations"), sweep.grid["model"]
     known, seeds = set(frame["operation"]), frame["seed"].nunique()
     fractions = sorted(frame["train_fraction"].unique())
     values = {op: _per_seed(frame, "operation", op) for op in known}
@@ -614,7 +615,7 @@ def _embeddings(found: dict) -> list[Claim]:
     score, chance = paper["coset_score"], paper["chance_99"]
     verdict, shows = _structure(score, chance, COSET_SCORE)
     claims = [Claim(
-        "fig3_s5_cosets", "fig3_tsne.png",
+        "fig3_s5_cosets", figure_file("embeddings"),
         "For S5 the output layer's rows cluster by the cosets of the subgroup ⟨(0,3)(1,4), (1,2)(3,4)⟩ (order 10) "
         "or one of its conjugates.",
         f"Coset score (share of the rows' variance the coset means explain, 0 for a random partition) of the best "
@@ -627,7 +628,7 @@ def _embeddings(found: dict) -> list[Claim]:
 
     verdict, shows = _structure(decay["number_line_share"], decay["number_line_chance_99"], LINE_SHARE)
     claims.append(Claim(
-        "fig3_number_line", "fig3_tsne.png",
+        "fig3_number_line", figure_file("embeddings"),
         "For x+y (with weight decay) the rows trace a number line: each symbol's nearest row is a fixed step away "
         "(+8 in the paper).",
         f"Share of rows whose nearest neighbour is k ± s, for the best step s (any step counts: which one a run "
@@ -647,7 +648,7 @@ def _embeddings(found: dict) -> list[Claim]:
         verdict, grade = NOT_REPRODUCED, ("weak" if excess["decay"] > max(excess["no_decay"], 0) else
                                           "the line is no clearer with weight decay")
     claims.append(Claim(
-        "fig3_decay_clearer", "fig3_tsne.png",
+        "fig3_decay_clearer", figure_file("embeddings"),
         "The number line is clearer with weight decay than without.",
         f"Each run's number-line share above its own chance (the 99th percentile of its shuffled rows), a null per "
         f"run: reproduced when the run with weight decay is above its chance by at least {CLEARER:g}× as much as the "
@@ -689,7 +690,7 @@ def _first_below(frame: pd.DataFrame, column: str, level: float) -> int | None:
 
 
 def _progress_run(name: str, frame: pd.DataFrame, summary: dict) -> list[Claim]:
-    figure, tag = "fig5_progress.png", f"[{name}]"
+    figure, tag = figure_file("progress"), f"[{name}]"
     model = f"{summary['model']} on {summary['operation']} ({summary['group']})"
     phases = summary["phases"]
     memorized, circuit, grokked = (phases[k] for k in ("memorization_ends", "circuit_formation_ends", "cleanup_ends"))
@@ -782,10 +783,10 @@ def _blog(progress: dict) -> Claim:
             reached = evaluate.first_reached(frame, "val_accuracy")
             measured = (f"{name}: validation ≥ 99% at update {reached:,}" if isinstance(reached, int)
                         else f"{name}: best validation accuracy {frame['val_accuracy'].max():.3f}")
-            return Claim("blog_mlp_groks", "fig5_progress.png", statement, criterion, measured,
+            return Claim("blog_mlp_groks", figure_file("progress"), statement, criterion, measured,
                          f"best validation accuracy {frame['val_accuracy'].max():.3f}", "one run", 1, "threshold",
                          threshold([isinstance(reached, int)]))
-    return _not_testable("blog_mlp_groks", "fig5_progress.png", statement, criterion, "no such run",
+    return _not_testable("blog_mlp_groks", figure_file("progress"), statement, criterion, "no such run",
                          f"no {BLOG_HIDDEN}-unit MLP trained for {BLOG_UPDATES:,} updates among Figure 5's runs at "
                          "this scale", 1)
 
@@ -796,7 +797,7 @@ def _progress(progress: dict) -> list[Claim]:
     for name, found in progress.items():
         if found is None:
             claims.append(_not_testable(
-                f"fig5_progress[{name}]", "fig5_progress.png",
+                f"fig5_progress[{name}]", figure_file("progress"),
                 "Nanda et al.'s progress measures: restricted loss early, excluded loss rising, weight norm falling "
                 "in cleanup, a few key frequencies.", "As for the laptop scale's runs.", "no measures",
                 f"progress/{name} not measured yet (`repro progress {name}` after the run is trained)", 0))
@@ -857,6 +858,17 @@ def assess(figure1: list[dict], fractions: Sweep, interventions: Sweep, operatio
         *_operations(operations), *_embeddings(embeddings), _figure4(figure1, figure1_untrained),
         *(_progress(progress) if progress is not None else []),
     ]
+
+
+def stage(config: Config) -> list[Claim]:
+    """`repro claims`: every claim assessed from the committed files, written to reports/claims.{md,json}."""
+    from repro import files
+    from repro.files import HISTORIES_DIR, RECORDS_DIR, REPORT_DIR
+
+    found = assess(**inputs(config, HISTORIES_DIR, RECORDS_DIR))
+    files.write_text(REPORT_DIR / "claims.md", to_markdown(found, f"scale `{config.scale}`"))
+    files.write_json(REPORT_DIR / "claims.json", to_json(found))
+    return found
 
 
 # --- the report ----------------------------------------------------------------------------------------

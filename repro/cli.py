@@ -19,7 +19,7 @@ import click
 
 from repro import config as config_module
 from repro.config import ConfigError
-from repro.files import CHECKPOINT_DIR, DATA_DIR, HISTORIES_DIR, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
+from repro.files import CHECKPOINT_DIR, DATA_DIR, FIGURES, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
 
 
 def _clear_errors(command):
@@ -65,11 +65,9 @@ def generate(context: click.Context, names: tuple[str, ...]) -> None:
     """Writes the operation tables of NAMES (default: every dataset) under data/."""
     from repro import datasets
 
-    config = _config(context)
-    for name in names or tuple(config.datasets):
-        dataset = datasets.make(config.dataset(name))
-        datasets.write(dataset, DATA_DIR / name)
-        m = dataset.manifest
+    manifests = datasets.stage(_config(context), names)
+    for name in manifests:
+        m = manifests[name]
         click.echo(f"{DATA_DIR / name}: {m['formula']}, {m['equations']} equations, "
                    f"{m['train']} train / {m['validation']} validation")
 
@@ -168,28 +166,15 @@ def evaluate(context: click.Context, name: str) -> None:
     """Summarizes run or sweep NAME: metrics/NAME.json (a few numbers), records/NAME.json (per run, with
     file hashes), and copies its histories under histories/."""
     from repro import evaluate as evaluate_module
-    from repro import files
 
-    config = _config(context)
-    if name in config.sweeps:
-        sweep = config.sweeps[name]
-        record = evaluate_module.sweep_record(sweep, config.runs, RUNS_DIR)
-        evaluate_module.export_histories([f"{name}/{member}" for member in record["runs"]], config.runs, RUNS_DIR,
-                                         HISTORIES_DIR / name)
-        files.write_json(RECORDS_DIR / f"{name}.json", record)
-        files.write_json(METRICS_DIR / f"{name}.json", evaluate_module.sweep_metrics(record))
+    record = evaluate_module.stage(_config(context), name)
+    if "grid" in record:  # a sweep
         missing = record["missing_groups"]
         click.echo(f"{METRICS_DIR / name}.json: {len(record['runs'])} runs"
                    + (f"; not trained yet: {len(missing)} group(s): {', '.join(missing)}" if missing else ""))
-        return
-    run = config.run(name)
-    record = evaluate_module.run_record(run, RUNS_DIR / run.directory)
-    evaluate_module.export_histories([name], config.runs, RUNS_DIR, HISTORIES_DIR / f"{name}.csv")
-    files.write_json(RECORDS_DIR / f"{name}.json", record)
-    files.write_json(METRICS_DIR / f"{name}.json", evaluate_module.run_metrics(record))
-    click.echo(f"{METRICS_DIR / name}.json: 99% train at {record['updates_to_99_train']}, "
-               f"99% validation at {record['updates_to_99_val']}, best val {record['best_val_accuracy']:.3f}")
-
+    else:
+        click.echo(f"{METRICS_DIR / name}.json: 99% train at {record['updates_to_99_train']}, "
+                   f"99% validation at {record['updates_to_99_val']}, best val {record['best_val_accuracy']:.3f}")
 
 @main.command()
 @click.argument("names", nargs=-1)
@@ -214,26 +199,41 @@ def progress(context: click.Context, names: tuple[str, ...]) -> None:
                    f"replay {'identical' if summary['replay']['identical'] else 'differs'}")
 
 
-FIGURES = ("curves", "table", "fractions", "interventions", "operations", "embeddings", "progress")
+@main.command()
+@click.pass_context
+@_clear_errors
+def embeddings(context: click.Context) -> None:
+    """Figure 3's analysis: structure scores, their chance levels and t-SNE maps of figures.embeddings' runs.
+
+    Writes records/embeddings.json (the scores, the subgroups, the maps), records/output_layers/ (the rows
+    they come from) and metrics/embeddings.json (the scores alone); `repro figures embeddings` draws them.
+    """
+    from repro import embeddings as embeddings_module
+
+    record = embeddings_module.stage(_config(context))
+    s5 = record["s5"]
+    click.echo(f"{RECORDS_DIR / embeddings_module.RECORD}: S5 cosets of order {s5['subgroup_order']}, score "
+               f"{s5['coset_score']} (the paper's subgroup {s5['paper_subgroup']['coset_score']}, chance "
+               f"{s5['paper_subgroup']['chance_99']})")
 
 
 @main.command()
-@click.argument("names", nargs=-1, type=click.Choice(FIGURES))
+@click.argument("names", nargs=-1)
 @click.pass_context
 @_clear_errors
 def figures(context: click.Context, names: tuple[str, ...]) -> None:
     """Draws figures NAMES (default: all) from the runs and sweeps named in params.yaml's `figures`.
 
     curves: Figure 1 (left) and 4; table: Figure 1 (right); fractions: Figure 1 (center);
-    interventions: Figure 2 (left); operations: Figure 2 (right); embeddings: Figure 3; progress: Figure 5.
+    interventions: Figure 2 (left); operations: Figure 2 (right); embeddings: Figure 3; progress: Figure 5
+    (the registry: repro/files.py, FIGURES).
     """
     from repro import figures as figures_module
 
     config = _config(context)
-    for name in names or FIGURES:
+    for name in names or tuple(FIGURES):
         for path in figures_module.draw(config, name):
             click.echo(str(path))
-
 
 @main.command()
 @click.pass_context
@@ -241,15 +241,9 @@ def figures(context: click.Context, names: tuple[str, ...]) -> None:
 def claims(context: click.Context) -> None:
     """Writes reports/claims.md and reports/claims.json from the committed histories; trains nothing."""
     from repro import claims as claims_module
-    from repro import files
 
-    config = _config(context)
-    found = claims_module.assess(**claims_module.inputs(config, HISTORIES_DIR, RECORDS_DIR))
-    files.write_text(REPORT_DIR / "claims.md", claims_module.to_markdown(found, f"scale `{config.scale}`"))
-    files.write_json(REPORT_DIR / "claims.json", claims_module.to_json(found))
-    for claim in found:
+    for claim in claims_module.stage(_config(context)):
         click.echo(f"{claim.id}: {claim.verdict}")
-
 
 @main.command()
 @_clear_errors
@@ -384,6 +378,41 @@ def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
     verdict = verify_module.overall(outcomes)
     click.echo(f"verify: {len(outcomes)} run(s): {verdict}")
     context.exit(verify_module.EXIT_CODES[verdict])
+
+
+@main.command()
+@click.option("--against", "revision", default="HEAD", show_default=True,
+              help="The git revision whose committed results to compare with.")
+@_clear_errors
+def compare(revision: str) -> None:
+    """Compares the results here (after `dvc repro` on this machine) with those committed at REVISION.
+
+    Says which files are byte-identical, the largest difference of every logged
+    quantity and metric, and, above all, whether any claim's verdict changed.
+    Exit status: 0 bit-identical, 10 different bytes but the same verdicts, 11
+    a verdict differs (1: bad input).
+    """
+    from repro import compare as compare_module
+
+    result = compare_module.compare(Path.cwd(), revision)
+    click.echo(f"compared with {revision}: {len(result.identical)} files bit-identical, {len(result.different)} "
+               f"differ, {len(result.only_committed)} only committed, {len(result.only_here)} only here")
+    for path in result.different:
+        click.echo(f"  differs: {path}")
+    for path in result.only_committed:
+        click.echo(f"  only committed: {path}")
+    for path in result.only_here:
+        click.echo(f"  only here: {path}")
+    if result.largest:
+        click.echo("largest differences:")
+    for quantity, (difference, where) in sorted(result.largest.items()):
+        click.echo(f"  {quantity}: {difference:.3g} ({where})")
+    changed = result.changed_verdicts
+    click.echo(f"verdicts: {len(result.verdicts) - len(changed)} of {len(result.verdicts)} the same")
+    for claim, (before, after) in changed.items():
+        click.echo(f"  {claim}: committed {before or 'absent'}, here {after or 'absent'}")
+    click.echo(f"compare: {result.outcome}")
+    sys.exit(compare_module.EXIT_CODES[result.outcome])
 
 
 @main.command()

@@ -154,7 +154,7 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class Config:
-    scale: str  # "laptop" (./params.yaml) or "paper" (paper/params.yaml): README, "Two scales"
+    scale: str  # "laptop" (./params.yaml) or "paper" (paper/params.yaml): docs/paper-scale.md
     datasets: dict[str, DatasetConfig]
     models: dict[str, ModelConfig]
     runs: dict[str, RunConfig]  # named runs and every sweep member
@@ -442,7 +442,7 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
     fractions = sweeps[_one_of("figures.fractions", raw["fractions"], sweeps, "sweeps")]
     if embeddings[0] not in fractions.members and runs[embeddings[0]].group != embeddings[0]:
         raise ConfigError(f"figures.embeddings[0] ({embeddings[0]}) must be a member of the sweep figures.fractions "
-                          f"({raw['fractions']}; dvc.yaml's figure_embeddings stage depends on that sweep's folder) "
+                          f"({raw['fractions']}; dvc.yaml's Figure 3 stages depend on that sweep's folder) "
                           f"or a named run (paper/dvc.yaml's depends on the run's folder)")
     for name in embeddings:
         if not _keeps_weights(name, sweeps):

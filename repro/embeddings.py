@@ -51,6 +51,7 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
     if run_folder.WEIGHTS_DIGEST in record:
         raise ConfigError(f"{run_dir} holds no weights (its sweep's keep_weights leaves {run.name} out); "
                           "Figure 3 needs them: add the member to keep_weights and retrain the sweep")
+    run_folder.check_weights(run_dir / run_folder.WEIGHTS, run.group)
     model.load_weights(run_dir / run_folder.WEIGHTS)
     kernel = ops.convert_to_numpy(model.get_layer("output").kernel)  # (width, outputs)
     return np.asarray(kernel, dtype=np.float64).T[:num_elements], record
@@ -218,3 +219,74 @@ def tsne(rows: np.ndarray, seed: int = 0) -> np.ndarray:
 
     perplexity = min(30.0, (len(rows) - 1) / 3)
     return TSNE(2, perplexity=perplexity, method="exact", init="pca", random_state=seed).fit_transform(rows)
+
+
+# --- the stage: `repro embeddings` ---------------------------------------------
+
+RECORD, METRICS, LAYERS = "embeddings.json", "embeddings.json", "output_layers"  # under records/, metrics/, records/
+
+
+def analyse(config) -> tuple[dict, dict]:
+    """Figure 3's three runs (figures.embeddings): structure scores with their chance levels, t-SNE maps, rows.
+
+    Returns (record, layers): the record is records/embeddings.json (the claims read its scores, the figure its
+    maps); layers are the output layers' rows the scores come from, by panel.
+    """
+    from repro import tasks
+
+    s5_name, *add_names = config.figures.embeddings
+    run = config.runs[s5_name]
+    rows, _ = load_output_rows(_run_dir(run), run)
+    table = tasks.build_table(run.dataset.operation, run.dataset.modulus)
+    product = product_table(table.a, table.b, table.c, len(table.elements))
+    cosets = best_cosets(rows, product)
+    paper = paper_cosets(rows, product, table.elements)
+    paper_null = null_quantile(rows, lambda r: paper_cosets(r, product, table.elements).score)
+    layers = {"s5": rows}
+    record = {"s5": {
+        "run": s5_name, "subgroup_order": len(cosets.subgroup), "side": cosets.side,
+        "subgroup": [table.elements[i] for i in cosets.subgroup], "coset_score": round(cosets.score, 4),
+        "paper_subgroup": {"generators": list(PAPER_GENERATORS), "order": len(paper.subgroup),
+                           "side": paper.side, "conjugate": [table.elements[i] for i in paper.subgroup],
+                           "coset_score": round(paper.score, 4), "chance_99": round(paper_null, 4)},
+        "weight_decay": run.training.weight_decay,
+    }}
+    maps = {"s5": {"formula": table.operation.formula, "labels": cosets.labels.tolist(),
+                   "points": tsne(rows).tolist()}}
+    for key, name in zip(("add_decay", "add_no_decay"), add_names):
+        run = config.runs[name]
+        rows, _ = load_output_rows(_run_dir(run), run)
+        step, share = number_line(rows)
+        chance = null_quantile(rows, lambda r: number_line(r)[1])
+        layers[key] = rows
+        record[key] = {"run": name, "weight_decay": run.training.weight_decay, "number_line_step": step,
+                       "number_line_share": round(share, 4), "number_line_chance_99": round(chance, 4)}
+        maps[key] = {"points": tsne(rows).tolist()}
+    return {**record, "tsne": maps}, layers
+
+
+def _run_dir(run: RunConfig) -> Path:
+    from repro.files import RUNS_DIR
+
+    return RUNS_DIR / run.directory
+
+
+def scalars(tree: dict) -> dict:
+    """`tree`'s numbers only (no names, no subgroups' elements, no maps): what `dvc metrics show` sets in a table."""
+    return {k: scalars(v) if isinstance(v, dict) else v for k, v in tree.items()
+            if isinstance(v, dict) or isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def stage(config) -> dict:
+    """`repro embeddings`: writes records/embeddings.json, records/output_layers/ and metrics/embeddings.json."""
+    from repro import files
+    from repro.files import METRICS_DIR, RECORDS_DIR
+
+    record, layers = analyse(config)
+    with files.atomic_directory(RECORDS_DIR / LAYERS) as tmp:  # the scores' inputs, committed
+        for key, rows in layers.items():
+            (tmp / f"{key}.csv").write_text(rows_csv(rows), encoding="utf-8")
+    files.write_json(RECORDS_DIR / RECORD, record)
+    files.write_json(METRICS_DIR / METRICS, scalars({k: v for k, v in record.items() if k != "tsne"}))
+    return record
+

@@ -117,6 +117,8 @@ def fingerprints(run_dir: Path, record: dict) -> dict[str, str]:
         if not path.is_file():
             raise ConfigError(f"missing {path}: the run folder is incomplete; retrain it with "
                               f"`repro train {record['run']['group']}`")
+        if name == run_folder.WEIGHTS:
+            run_folder.check_weights(path, record["run"]["group"])
         found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
@@ -199,7 +201,7 @@ def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path)
     """records/<sweep>.json: the grid, its groups trained and not, and per member its place, numbers, hashes and
     maker.
 
-    A sweep trained in part on a lent GPU is recorded in DVC as it stands (README, "The paper scale"): a group
+    A sweep trained in part on a lent GPU is recorded in DVC as it stands (docs/gpu.md): a group
     is trained when its folder is there (it appears whole when the group ends); evaluation, figures and claims
     say which groups are missing. A sweep with no folder at all was never trained: an error.
     """
@@ -236,6 +238,27 @@ def sweep_metrics(record: dict) -> dict:
     return {"runs": len(members), "groups_missing": len(record["missing_groups"]),
             "generalized": sum(b >= THRESHOLD for b in best), "mean_best_val_accuracy": mean(best),
             "mean_final_val_accuracy": mean([m["final_val_accuracy"] for m in members])}
+
+
+def stage(config, name: str) -> dict:
+    """`repro evaluate NAME` (a run or a sweep): writes records/NAME.json, metrics/NAME.json and the committed
+    copies of its histories under histories/; returns the record."""
+    from repro import files
+    from repro.files import HISTORIES_DIR, METRICS_DIR, RECORDS_DIR, RUNS_DIR
+
+    if name in config.sweeps:
+        record = sweep_record(config.sweeps[name], config.runs, RUNS_DIR)
+        export_histories([f"{name}/{member}" for member in record["runs"]], config.runs, RUNS_DIR,
+                         HISTORIES_DIR / name)
+        metrics = sweep_metrics(record)
+    else:
+        run = config.run(name)
+        record = run_record(run, RUNS_DIR / run.directory)
+        export_histories([name], config.runs, RUNS_DIR, HISTORIES_DIR / f"{name}.csv")
+        metrics = run_metrics(record)
+    files.write_json(RECORDS_DIR / f"{name}.json", record)
+    files.write_json(METRICS_DIR / f"{name}.json", metrics)
+    return record
 
 
 def coordinates(run: RunConfig) -> dict:
@@ -293,14 +316,14 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def read_metrics(path: Path) -> dict:
-    """A metrics/ or records/ file, made by `repro evaluate NAME` (or `repro figures embeddings`)."""
+    """A metrics/ or records/ file, made by `repro evaluate NAME` (or, for embeddings.json, `repro embeddings`)."""
+    maker = "repro embeddings" if path.name == "embeddings.json" else f"repro evaluate {path.stem}"
     if not path.is_file():
-        raise ConfigError(f"missing metrics file {path}; make it with `repro evaluate {path.stem}` (or `dvc repro`)")
+        raise ConfigError(f"missing metrics file {path}; make it with `{maker}` (or `dvc repro`)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ConfigError(f"{path} is damaged ({error}); remake it with `repro evaluate {path.stem}` "
-                          "(or `dvc repro`)") from None
+        raise ConfigError(f"{path} is damaged ({error}); remake it with `{maker}` (or `dvc repro`)") from None
 
 
 def committed_record(name: str, records_dir: Path) -> dict:

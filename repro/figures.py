@@ -5,14 +5,17 @@ Figure 1 (center): updates to 99% accuracy against the training fraction.
 Figure 1 (right): an operation table with the validation cells left blank.
 Figure 2 (left): best validation accuracy against training fraction, per intervention.
 Figure 2 (right): best validation accuracy against training fraction, per operation.
-Figure 3: t-SNE of the output layer's rows (S5 cosets; the number line of x + y).
+Figure 3: t-SNE of the output layer's rows (S5 cosets; the number line of x + y),
+drawn from records/embeddings.json: `repro embeddings` (repro/embeddings.py)
+computes the maps and scores, this module only draws.
 Figure 4: train and validation loss against updates (the double descent of
 the validation loss).
 Figure 5 (Nanda et al.'s, not the paper's): the progress measures against
 updates, with the phases their rule places (repro/progress.py).
 
 Every figure has a title, labelled axes, a legend and a caption line that
-states the scale it ran at (model, budget, seeds, fractions).
+states the scale it ran at (model, budget, seeds, fractions). Which figures
+exist, their files and their drawers: the registry in repro/files.py.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import pandas as pd
 
 from repro import evaluate, files, history_csv, run_folder
 from repro.config import ConfigError
-from repro.files import DATA_DIR, FIGURE_DIR, METRICS_DIR, RECORDS_DIR, RUNS_DIR
+from repro.files import DATA_DIR, FIGURE_DIR, RECORDS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
 _PNG_METADATA = {"Software": None}
 
@@ -101,7 +104,7 @@ def _save(fig, target: Path, caption: str) -> None:
 def curve_figures(runs: list[tuple[Path, object]], scale: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
     """Figure 1 (left) and Figure 4 for the given (folder, RunConfig) pairs; returns the files written."""
     runs = [_load(run_dir, run) for run_dir, run in runs]
-    written = [out_dir / "fig1_left_accuracy.png", out_dir / "fig4_loss.png"]
+    written = [out_dir / name for name in files.FIGURES["curves"].files]
     _curves(runs, "accuracy", "Figure 1 (left): training fits early, validation generalizes much later", written[0],
             scale)
     _curves(runs, "loss", "Figure 4: training and validation loss", written[1], scale)
@@ -297,50 +300,6 @@ def embeddings_figure(s5: dict, additions: list[dict], target: Path) -> None:
     _save(fig, target, "\n".join([s5["caption"], *(p["caption"] for p in additions)]))
 
 
-def _embedding_panels(config, out_dir: Path) -> tuple[dict, list[dict], dict, dict]:
-    """The t-SNE maps and structure scores of Figure 3's three runs; metrics for the claims; the rows."""
-    from repro import embeddings, tasks
-
-    s5_name, *add_names = config.figures.embeddings
-    rows, record = embeddings.load_output_rows(RUNS_DIR / config.runs[s5_name].directory, config.runs[s5_name])
-    run = config.runs[s5_name]
-    table = tasks.build_table(run.dataset.operation, run.dataset.modulus)
-    product = embeddings.product_table(table.a, table.b, table.c, len(table.elements))
-    cosets = embeddings.best_cosets(rows, product)
-    layers = {"s5": rows}
-    s5 = {
-        "points": embeddings.tsne(rows), "labels": cosets.labels, "side": cosets.side,
-        "order": len(cosets.subgroup), "score": cosets.score,
-        "title": f"{_panel_title(record).splitlines()[0]}: {table.operation.formula}",
-        "caption": _caption(record, config.scale),
-    }
-    paper = embeddings.paper_cosets(rows, product, table.elements)
-    paper_null = embeddings.null_quantile(rows, lambda r: embeddings.paper_cosets(r, product, table.elements).score)
-    metrics = {"s5": {
-        "run": s5_name, "subgroup_order": len(cosets.subgroup), "side": cosets.side,
-        "subgroup": [table.elements[i] for i in cosets.subgroup], "coset_score": round(cosets.score, 4),
-        "paper_subgroup": {"generators": list(embeddings.PAPER_GENERATORS), "order": len(paper.subgroup),
-                           "side": paper.side, "conjugate": [table.elements[i] for i in paper.subgroup],
-                           "coset_score": round(paper.score, 4), "chance_99": round(paper_null, 4)},
-        "weight_decay": record["run"]["training"]["weight_decay"],
-    }}
-    additions = []
-    for key, name in zip(("add_decay", "add_no_decay"), add_names):
-        rows, record = embeddings.load_output_rows(RUNS_DIR / config.runs[name].directory, config.runs[name])
-        step, share = embeddings.number_line(rows)
-        layers[key] = rows
-        wd = record["run"]["training"]["weight_decay"]
-        additions.append({
-            "points": embeddings.tsne(rows), "step": step, "share": share,
-            "caption": _caption(record, config.scale),
-            "title": f"{record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
-        })
-        chance = embeddings.null_quantile(rows, lambda r: embeddings.number_line(r)[1])
-        metrics[key] = {"run": name, "weight_decay": wd, "number_line_step": step, "number_line_share": round(share, 4),
-                        "number_line_chance_99": round(chance, 4)}
-    return s5, additions, metrics, layers
-
-
 # --- Figure 5: progress measures ----------------------------------------------
 
 _PHASES = (("memorization", None, "memorization_ends", "tab:orange"),
@@ -398,55 +357,100 @@ def progress_figure(runs: list[tuple[pd.DataFrame, dict]], target: Path, scale: 
     _save(fig, target, "\n".join([*captions, *textwrap.wrap(runs[0][1]["phase_rule"], 160)]))
 
 
-def _scalars(tree: dict) -> dict:
-    """`tree`'s numbers only (no names, no subgroups' elements): what `dvc metrics show` sets in a table."""
-    return {k: _scalars(v) if isinstance(v, dict) else v for k, v in tree.items()
-            if isinstance(v, dict) or isinstance(v, (int, float)) and not isinstance(v, bool)}
+# --- the drawers the registry names (repro/files.py, FIGURES) -------------------
+
+
+def _run(config, name: str) -> tuple[Path, object]:
+    return RUNS_DIR / config.runs[name].directory, config.runs[name]
+
+
+def draw_curves(config, out_dir: Path) -> list[Path]:
+    return curve_figures([_run(config, name) for name in config.figures.curves], config.scale, out_dir)
+
+
+def draw_table(config, out_dir: Path) -> list[Path]:
+    from repro import datasets
+
+    name = config.figures.table
+    target = out_dir / files.figure_file("table")
+    table_figure(datasets.load(DATA_DIR / name, config.datasets[name]), target)
+    return [target]
+
+
+def _sweep_summary(config, figure: str) -> dict:
+    sweep = getattr(config.figures, figure)
+    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
+    evaluate.missing_groups(summary, sweep)  # an older record, which cannot say what it lacks, is refused
+    return summary
+
+
+def draw_fractions(config, out_dir: Path) -> list[Path]:
+    target = out_dir / files.figure_file("fractions")
+    fractions_figure(_sweep_summary(config, "fractions"), target, config.scale)
+    return [target]
+
+
+def draw_interventions(config, out_dir: Path) -> list[Path]:
+    target = out_dir / files.figure_file("interventions")
+    interventions_figure(_sweep_summary(config, "interventions"), config.interventions, target, config.scale)
+    return [target]
+
+
+def draw_operations(config, out_dir: Path) -> list[Path]:
+    from repro import tasks
+
+    target = out_dir / files.figure_file("operations")
+    operations_figure(_sweep_summary(config, "operations"), tasks.OPERATIONS, target, config.scale)
+    return [target]
+
+
+def draw_embeddings(config, out_dir: Path) -> list[Path]:
+    """Figure 3 from records/embeddings.json (`repro embeddings` computes it) and the three runs' run.json."""
+    path = RECORDS_DIR / "embeddings.json"
+    record = evaluate.read_metrics(path)
+    s5_name, *add_names = config.figures.embeddings
+    try:
+        maps = record["tsne"]
+        made_for = [record[key]["run"] for key in ("s5", "add_decay", "add_no_decay")]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path} holds no t-SNE maps (made by an older version?); remake it with "
+                          f"`repro embeddings`") from None
+    if made_for != [s5_name, *add_names]:
+        raise ConfigError(f"{path} was made for other runs ({', '.join(made_for)}) than figures.embeddings "
+                          f"({', '.join(config.figures.embeddings)}); remake it with `repro embeddings`")
+    s5_record = run_folder.read(*_run(config, s5_name))
+    s5 = {"points": np.asarray(maps["s5"]["points"]), "labels": np.asarray(maps["s5"]["labels"]),
+          "side": record["s5"]["side"], "order": record["s5"]["subgroup_order"],
+          "score": record["s5"]["coset_score"],
+          "title": f"{_panel_title(s5_record).splitlines()[0]}: {maps['s5']['formula']}",
+          "caption": _caption(s5_record, config.scale)}
+    additions = []
+    for key, name in zip(("add_decay", "add_no_decay"), add_names):
+        run_record = run_folder.read(*_run(config, name))
+        wd = run_record["run"]["training"]["weight_decay"]
+        additions.append({
+            "points": np.asarray(maps[key]["points"]), "step": record[key]["number_line_step"],
+            "share": record[key]["number_line_share"], "caption": _caption(run_record, config.scale),
+            "title": f"{run_record['dataset']['formula']}, " + (f"weight decay {wd:g}" if wd else "no weight decay"),
+        })
+    target = out_dir / files.figure_file("embeddings")
+    embeddings_figure(s5, additions, target)
+    return [target]
+
+
+def draw_progress(config, out_dir: Path) -> list[Path]:
+    from repro import progress
+
+    if not config.figures.progress:
+        raise ConfigError("figures.progress names no run; list Figure 5's runs there (from `progress`)")
+    target = out_dir / files.figure_file("progress")
+    progress_figure([progress.read(progress.FOLDER / run, run) for run in config.figures.progress], target,
+                    config.scale)
+    return [target]
 
 
 def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
-    """Draws one of the figures the `repro figures` command names; returns the files written."""
-    from repro import datasets, tasks
-
-    f = config.figures
-    if name == "curves":
-        return curve_figures([(RUNS_DIR / config.runs[run].directory, config.runs[run]) for run in f.curves],
-                             config.scale, out_dir)
-    if name == "table":
-        target = out_dir / "fig1_right_table.png"
-        table_figure(datasets.load(DATA_DIR / f.table, config.datasets[f.table]), target)
-        return [target]
-    if name == "progress":
-        from repro import progress
-
-        target = out_dir / "fig5_progress.png"
-        if not f.progress:
-            raise ConfigError("figures.progress names no run; list Figure 5's runs there (from `progress`)")
-        progress_figure([progress.read(progress.FOLDER / run, run) for run in f.progress], target, config.scale)
-        return [target]
-    if name == "embeddings":
-        from repro import embeddings
-
-        s5, additions, metrics, layers = _embedding_panels(config, out_dir)
-        target = out_dir / "fig3_tsne.png"
-        embeddings_figure(s5, additions, target)
-        with files.atomic_directory(RECORDS_DIR / "output_layers") as tmp:  # the scores' inputs, committed
-            for key, rows in layers.items():
-                (tmp / f"{key}.csv").write_text(embeddings.rows_csv(rows), encoding="utf-8")
-        files.write_json(RECORDS_DIR / "embeddings.json", metrics)
-        files.write_json(METRICS_DIR / "embeddings.json", _scalars(metrics))
-        return [target, METRICS_DIR / "embeddings.json", RECORDS_DIR / "embeddings.json",
-                RECORDS_DIR / "output_layers"]
-    sweep = getattr(f, name)
-    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
-    evaluate.missing_groups(summary, sweep)  # an older record, which cannot say what it lacks, is refused
-    if name == "fractions":
-        target = out_dir / "fig1_center_fractions.png"
-        fractions_figure(summary, target, config.scale)
-    elif name == "interventions":
-        target = out_dir / "fig2_left_interventions.png"
-        interventions_figure(summary, config.interventions, target, config.scale)
-    else:
-        target = out_dir / "fig2_right_operations.png"
-        operations_figure(summary, tasks.OPERATIONS, target, config.scale)
-    return [target]
+    """Draws figure NAME of the registry (repro/files.py, FIGURES); returns the files written."""
+    if name not in files.FIGURES:
+        raise ConfigError(f"no figure named {name!r}; figures: {', '.join(files.FIGURES)}")
+    return globals()[files.FIGURES[name].drawer](config, out_dir)

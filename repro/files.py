@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +22,32 @@ from typing import Iterator
 DATA_DIR, RUNS_DIR, METRICS_DIR, CHECKPOINT_DIR = Path("data"), Path("runs"), Path("metrics"), Path("checkpoints")
 FIGURE_DIR, REPORT_DIR, HISTORIES_DIR = Path("figures"), Path("reports"), Path("histories")
 RECORDS_DIR = Path("records")  # per-run detail and file hashes: plain JSON, committed, not DVC metrics
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One `repro figures NAME` (DVC stage figure_NAME): the paper's figure(s) it draws, its files, its drawer."""
+    name: str
+    paper: str               # which of the paper's figures, as the claims report and the CLI's help name them
+    files: tuple[str, ...]   # under FIGURE_DIR, in the order the drawer writes them
+    drawer: str              # the function of repro/figures.py that draws it: (config, out_dir) -> paths written
+
+
+# The one registry of figures: the CLI, the drawing code and the claims read it; a test holds it against dvc.yaml.
+FIGURES = {figure.name: figure for figure in (
+    Figure("curves", "Figure 1 (left) and Figure 4", ("fig1_left_accuracy.png", "fig4_loss.png"), "draw_curves"),
+    Figure("table", "Figure 1 (right)", ("fig1_right_table.png",), "draw_table"),
+    Figure("fractions", "Figure 1 (center)", ("fig1_center_fractions.png",), "draw_fractions"),
+    Figure("interventions", "Figure 2 (left)", ("fig2_left_interventions.png",), "draw_interventions"),
+    Figure("operations", "Figure 2 (right)", ("fig2_right_operations.png",), "draw_operations"),
+    Figure("embeddings", "Figure 3", ("fig3_tsne.png",), "draw_embeddings"),
+    Figure("progress", "Figure 5 (Nanda et al.'s measures)", ("fig5_progress.png",), "draw_progress"),
+)}
+
+
+def figure_file(name: str, index: int = 0) -> str:
+    """The file name of figure NAME's INDEX-th drawing (e.g. figure_file("curves", 1) == "fig4_loss.png")."""
+    return FIGURES[name].files[index]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -4,11 +4,11 @@ DVC runs a stage in the folder of its dvc.yaml, and every `repro` command
 reads params.yaml and writes data/, runs/, metrics/… relative to the folder
 it runs in. So the paper scale needs the same stages with the code's paths
 one level up, and two changes. Figure 3's S5 run is a named run (not a
-member of Figure 1 (center)'s sweep), so figure_embeddings depends on its
-folder. And a named run's folder is committed to git
+member of Figure 1 (center)'s sweep), so Figure 3's stages (embeddings,
+figure_embeddings) depend on its folder. And a named run's folder is committed to git
 (`cache: false`) rather than kept in DVC's cache. The paper scale's named
-runs are trained a slice at a time over many sessions and machines (README,
-"The paper scale on a CPU"), and no DVC remote carries a cache between them:
+runs are trained a slice at a time over many sessions and machines
+(docs/paper-scale.md), and no DVC remote carries a cache between them:
 Figure 3 needs the weights of runs finished sessions apart, and a partial
 run's history must outlive the machine that made it. `paper_pipeline`
 derives the file, a test keeps the committed one equal to it, and `repro
@@ -21,7 +21,7 @@ import re
 
 HEADER = """# Generated from ../dvc.yaml by `repro pipeline` (a test checks it): the same stages, run in paper/
 # with paper/params.yaml, so the paper scale's results live under paper/ beside the laptop's.
-# Run from this folder (README, "The paper scale"). Edit ../dvc.yaml, not this file.
+# Run from this folder (docs/paper-scale.md). Edit ../dvc.yaml, not this file.
 """
 
 
@@ -46,7 +46,7 @@ def paper_pipeline(laptop: str) -> str:
     # the paper scale (so that it need not wait for that 60-run group): the stage depends on its folder.
     s5_run = "      - runs/${figures.fractions}       # its S5 run (figures.embeddings[0]) is a member of this sweep\n"
     if s5_run not in stages:
-        raise ValueError("dvc.yaml's figure_embeddings stage no longer depends on runs/${figures.fractions}; "
+        raise ValueError("dvc.yaml's Figure 3 stages no longer depend on runs/${figures.fractions}; "
                          "update repro/pipelines.py")
     stages = stages.replace(s5_run, "      - runs/${figures.embeddings[0]}   # its S5 run: a named run at this scale\n")
     return HEADER + stages.rstrip("\n") + "\n"

@@ -52,6 +52,23 @@ def result_files(record: dict) -> tuple[str, ...]:
     return (history_csv.FILE, *kept, RUN_JSON)
 
 
+def check_weights(path: Path, group: str) -> None:
+    """Refuses a weights file that is not whole: every array in it must read back (a truncated or damaged
+    HDF5 file opens, or hashes, without complaint; it fails here instead of in whoever loads it later)."""
+    import h5py
+
+    def read_all(_, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as weights:
+            weights.visititems(read_all)
+    except Exception as error:  # h5py raises OSError, KeyError, RuntimeError… for damage; all mean the same here
+        raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); retrain it with "
+                          f"`repro train {group}`") from None
+
+
 def write(run_dir: Path, record: dict, provenance: dict) -> None:
     files.write_json(run_dir / RUN_JSON, record)
     files.write_json(run_dir / PROVENANCE_JSON, provenance)

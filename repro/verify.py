@@ -6,7 +6,7 @@ rewritten) hold each run's numbers, the sha256 of its result files, its
 parameters' fingerprint and the machine that made it. A fresh run is
 "bit-identical" when every one of those files hashes the same. Otherwise each
 metric's difference is reported against a stated tolerance: across machines,
-round-off differs (README, "Exactness"), and a grokking run amplifies it, so
+round-off differs (docs/exactness.md), and a grokking run amplifies it, so
 the tolerances are loose enough for that and tight enough to catch a changed
 result.
 """

@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import tiny_params
+from repro import files
 from repro.cli import main
 
 
@@ -137,6 +138,23 @@ def test_a_truncated_or_unfinished_history_is_refused(workdir):
     assert not (workdir / "metrics").exists() and not (workdir / "histories").exists()
 
 
+def test_truncated_weights_are_refused_by_evaluate_and_by_figure_3s_analysis(workdir):
+    """A cut weights file hashes without complaint; evaluate and `repro embeddings` must say it is damaged."""
+    from repro import config as config_module
+    from repro import embeddings
+
+    _trained(workdir)
+    weights = workdir / "runs/tiny/model.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) * 2 // 3])
+    result = _invoke("evaluate", "tiny")
+    assert result.exit_code == 1 and "model.weights.h5 is damaged" in result.output
+    assert "repro train tiny" in result.output and not (workdir / "records").exists()
+    run = config_module.load(workdir / "params.yaml").runs["tiny"]
+    with pytest.raises(config_module.ConfigError, match="model.weights.h5 is damaged"):
+        embeddings.load_output_rows(workdir / "runs/tiny", run)
+
+
 def test_a_damaged_record_says_how_to_remake_it(workdir):
     (workdir / "records").mkdir()
     (workdir / "records/grid.json").write_text('{"runs": ')
@@ -148,11 +166,13 @@ def test_a_damaged_record_says_how_to_remake_it(workdir):
 GRID = [f"grid/{op}-{f}-0-{i}" for op in ("s5_mul", "add") for f in (0.5, 0.8) for i in ("adamw", "minibatch_adam")]
 FIGURES = ["fig1_left_accuracy.png", "fig4_loss.png", "fig1_right_table.png", "fig1_center_fractions.png",
            "fig2_left_interventions.png", "fig2_right_operations.png", "fig3_tsne.png", "fig5_progress.png"]
+assert sorted(FIGURES) == sorted(f for figure in files.FIGURES.values() for f in figure.files)  # the registry
 
 
 def test_tiny_pipeline_end_to_end(workdir):
     commands = [("generate",), ("train", "tiny"), *(("train", name) for name in GRID),
-                ("evaluate", "tiny"), ("evaluate", "grid"), ("progress", "tiny"), ("figures",), ("claims",)]
+                ("evaluate", "tiny"), ("evaluate", "grid"), ("progress", "tiny"), ("embeddings",), ("figures",),
+                ("claims",)]
     for args in commands:
         result = _invoke(*args)
         assert result.exit_code == 0, (args, result.output)

@@ -18,3 +18,24 @@ def test_every_citation_of_the_paper_has_its_section():
 def test_nothing_cites_notes_outside_the_repository():
     this = "paper" + "-spec"  # the team's notes, not part of the repository
     assert [p.name for p in SOURCES if this in p.read_text()] == []
+
+
+def test_every_page_and_section_the_tree_points_to_exists():
+    """README's links, docs/ pages named anywhere, and references to a README section all lead somewhere."""
+    texts = {path: path.read_text() for path in [*SOURCES, *(REPO / "docs").glob("*.md"), *(REPO / "paper").glob("*.sh"),
+                                                 *(REPO / "paper").glob("*/README.md"), REPO / "dvc.yaml"]}
+    named = {page for text in texts.values() for page in re.findall(r"docs/([\w-]+\.md)", text)}
+    assert named and {page for page in named if not (REPO / "docs" / page).is_file()} == set()
+    for path in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\((?!https?:|#)([^)#]+)", texts[path]):
+            assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+    headings = set(re.findall(r"^#+ (.+)$", texts[REPO / "README.md"], flags=re.MULTILINE))
+    cited = {section for text in texts.values() for section in re.findall(r'README, "([^"(]+)"', text)}
+    assert cited - headings == set()
+
+
+def test_the_readme_stays_short_and_keeps_its_results_first():
+    """A newcomer's page: about a third of the 751-line notebook it was (issue 25); claims and figures early."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) < 260
+    assert readme.index("<!-- claims") < readme.index("figures/fig1_left_accuracy.png") < readme.index("## Using it")

@@ -218,8 +218,9 @@ def test_figure_3s_s5_run_is_where_each_pipeline_looks_for_it(paper):
     laptop = config.load(REPO / "params.yaml")
     assert laptop.figures.embeddings[0] in laptop.sweeps[laptop.figures.fractions].members  # runs/<that sweep>
     assert paper.runs[paper.figures.embeddings[0]].group == paper.figures.embeddings[0]  # runs/<that run>
-    deps = yaml.safe_load((REPO / "paper/dvc.yaml").read_text())["stages"]["figure_embeddings"]["deps"]
-    assert "runs/${figures.embeddings[0]}" in deps and "runs/${figures.fractions}" not in deps
+    for stage in ("embeddings", "figure_embeddings"):
+        deps = yaml.safe_load((REPO / "paper/dvc.yaml").read_text())["stages"][stage]["deps"]
+        assert "runs/${figures.embeddings[0]}" in deps and "runs/${figures.fractions}" not in deps
 
 
 def test_named_runs_are_committed_to_git_and_sweeps_left_to_dvc_at_the_paper_scale(paper):
@@ -255,7 +256,7 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
     recorded = _run("bash", "paper/campaign.sh", "record", cwd=here, env=env)
     for made in ("evaluate@add_decay", "evaluate@add_no_decay", "figure_table", "evaluate_sweep@operations"):
         assert f"campaign: {made} made" in recorded, recorded
-    for waiting in ("figure_curves", "figure_embeddings", "claims"):  # div_adam_0 and s5_decay: not trained yet
+    for waiting in ("figure_curves", "embeddings", "figure_embeddings", "claims"):  # div_adam_0 and s5_decay: not trained yet
         assert f"campaign: {waiting} waits for inputs not trained yet" in recorded, recorded
     assert "Running stage 'train" not in recorded
     partial = json.loads((here / "paper/records/add_no_decay.json").read_text())["partial"]
