@@ -49,6 +49,7 @@ def project(tmp_path):
     (root / ".gitignore").write_text("__pycache__/\n")
     _run("git", "init", "-q", cwd=root)
     _run(DVC, "init", "-q", cwd=root)
+    _run(DVC, "init", "--subdir", "-q", cwd=root / "paper")  # as in the repository: a DVC project of its own
     _run("git", "add", "-A", cwd=root)
     _run("git", "commit", "-qm", "tiny project", cwd=root)
     return root
