@@ -73,19 +73,69 @@ def rate_for(rates: dict[int, float], runs: int) -> float:
     return rates[max(size for size in rates if size <= runs)]
 
 
-def estimate(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, dict]:
-    """Hours of training per sweep or named run, at `rates` (model kind → group size → total updates/s).
+def group_seconds(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Seconds of training per group at `rates` (model kind → group size → total updates/s).
 
-    Each group trains at the rate measured for its size (or the nearest smaller size measured).
+    Each group trains at the rate measured for its size (or the nearest smaller size measured); a full-batch
+    update counts as (training set / 512) batch-512 updates. Start-up and evaluation are left out.
     """
+    seconds = {}
+    for group in config.groups.values():
+        members = [config.runs[name] for name in group.members]
+        rate = rate_for(rates[members[0].model.kind], len(members))
+        seconds[group.name] = sum(batch_updates(run) for run in members) / rate
+    return seconds
+
+
+def estimate(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, dict]:
+    """Hours of training per sweep or named run, at `rates` (see group_seconds)."""
+    seconds = group_seconds(config, rates)
     out: dict[str, dict] = {}
     for group in config.groups.values():
         members = [config.runs[name] for name in group.members]
-        key = group.name.split("/")[0]
-        rate = rate_for(rates[members[0].model.kind], len(members))
-        entry = out.setdefault(key, {"runs": 0, "groups": 0, "updates": 0, "hours": 0.0})
+        entry = out.setdefault(group.name.split("/")[0], {"runs": 0, "groups": 0, "updates": 0, "hours": 0.0})
         entry["runs"] += len(members)
         entry["groups"] += 1
         entry["updates"] += sum(run.training.updates for run in members)
-        entry["hours"] += sum(batch_updates(run) for run in members) / rate / 3600
+        entry["hours"] += seconds[group.name] / 3600
     return out
+
+
+def figure_order(config: Config) -> list[str]:
+    """Every group, in the order in which to train a scale when time is short.
+
+    Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2 (right), Figure 2 (left), then any other
+    group. In a sweep, full-batch groups (one per fraction, the costliest) come last.
+    """
+    from repro.claims import seeds_of
+
+    f = config.figures
+    first = [run.group for run in seeds_of(config, f.curves[0])]
+
+    def of(sweep: str) -> list[str]:  # full-batch groups, one per fraction, after those that hold every fraction
+        return sorted((g for g in config.groups if g.startswith(f"{sweep}/")),
+                      key=lambda g: config.runs[config.groups[g].members[0]].training.full_batch)
+
+    ordered = [
+        *of(f.fractions), *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
+        *of(f.operations), *of(f.interventions), *config.groups,
+    ]
+    return list(dict.fromkeys(ordered))
+
+
+def leases(ordered: list[str], seconds: dict[str, float], lease: float) -> list[list[str]]:
+    """`ordered`'s groups packed into leases of `lease` seconds, first fit: each group joins the first lease
+    with room left, so a short group fills a gap that a longer, earlier one left, and otherwise the order
+    stands. A group longer than a lease gets one of its own (it resumes across leases from its checkpoint)."""
+    packed: list[list[str]] = []
+    room: list[float] = []
+    for group in ordered:
+        need = seconds[group]
+        place = next((i for i, left in enumerate(room) if need <= left), None)
+        if place is None:
+            packed.append([group])
+            room.append(max(lease - need, 0.0))
+        else:
+            packed[place].append(group)
+            room[place] -= need
+    return packed

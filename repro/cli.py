@@ -309,9 +309,13 @@ def bench(context: click.Context, updates: int, repeats: int, model_names: tuple
 
 
 @main.command()
+@click.option("--groups", "per_group", is_flag=True, help="Also print every group's minutes.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write every group's seconds, with the device and rates measured, to this JSON file "
+                   "(for `repro groups --lease`).")
 @click.pass_context
 @_clear_errors
-def estimate(context: click.Context) -> None:
+def estimate(context: click.Context, per_group: bool, save: Path | None) -> None:
     """Estimates the training time of every group in params.yaml from this machine's `repro bench`.
 
     Each group trains at the rate measured for its size (the nearest smaller
@@ -319,6 +323,7 @@ def estimate(context: click.Context) -> None:
     batch-512 updates. Start-up and evaluation are left out.
     """
     from repro import bench as bench_module
+    from repro import files
 
     config = _config(context)
     kinds = sorted({run.model.kind for run in config.runs.values()})
@@ -334,6 +339,15 @@ def estimate(context: click.Context) -> None:
     total = sum(g["hours"] for g in groups.values())
     click.echo(f"total ({config.scale} scale): {sum(g['runs'] for g in groups.values())} runs, "
                f"{total:,.2f} h on one such machine ({total / 24:,.1f} days)")
+    seconds = bench_module.group_seconds(config, rates)
+    if per_group:
+        for name in bench_module.figure_order(config):
+            click.echo(f"  {name}: {len(config.groups[name].members)} run(s), {seconds[name] / 60:,.1f} min")
+    if save is not None:
+        files.write_json(save, {"device": _device(), "rates": {k: {str(n): r for n, r in v.items()}
+                                                               for k, v in rates.items()},
+                                "scale": config.scale, "group_seconds": seconds})
+        click.echo(f"{save}: every group's seconds on this device")
 
 
 @main.command()
@@ -438,32 +452,48 @@ def env(as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--lease", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Pack the groups into leases of this many seconds (needs --estimate): one lease a line.")
+@click.option("--estimate", "estimate_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A `repro estimate --save` file: every group's seconds on the lent device.")
 @click.pass_context
 @_clear_errors
-def groups(context: click.Context) -> None:
+def groups(context: click.Context, lease: float | None, estimate_path: Path | None) -> None:
     """Prints every group's name, one a line, in the order of the figures.
 
     Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2
     (right), Figure 2 (left), then any other group: the order in which to
     train a scale when time is short (`paper/run-gpu.sh` follows it). In a
     sweep, full-batch groups (one per fraction, the costliest) come last.
+    With --lease and --estimate, packs them into leases of that many seconds,
+    first fit in that order, one lease a line.
     """
-    from repro import claims as claims_module
+    import json
+
+    from repro import bench as bench_module
 
     config = _config(context)
-    f = config.figures
-    first = [run.group for run in claims_module.seeds_of(config, f.curves[0])]
-
-    def of(sweep: str) -> list[str]:  # full-batch groups, one per fraction, after those that hold every fraction
-        return sorted((g for g in config.groups if g.startswith(f"{sweep}/")),
-                      key=lambda g: config.runs[config.groups[g].members[0]].training.full_batch)
-
-    ordered = [
-        *of(f.fractions), *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
-        *of(f.operations), *of(f.interventions), *config.groups,
-    ]
-    for name in dict.fromkeys(ordered):
-        click.echo(name)
+    ordered = bench_module.figure_order(config)
+    if lease is None:
+        for name in ordered:
+            click.echo(name)
+        return
+    if estimate_path is None:
+        raise ConfigError("--lease needs --estimate FILE, every group's seconds (`repro estimate --save FILE` on "
+                          "the device the leases lend)")
+    try:
+        seconds = json.loads(estimate_path.read_text(encoding="utf-8"))["group_seconds"]
+        missing = [name for name in ordered if not isinstance(seconds.get(name), (int, float))]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{estimate_path} is no `repro estimate --save` file ({type(error).__name__}: "
+                          f"{error}); make it again") from None
+    if missing:
+        raise ConfigError(f"{estimate_path} has no seconds for {len(missing)} group(s) of params.yaml "
+                          f"({', '.join(missing[:3])}…): it was made for other parameters; make it again")
+    for number, packed in enumerate(bench_module.leases(ordered, seconds, lease), start=1):
+        used = sum(seconds[name] for name in packed)
+        note = ", longer than a lease, resumed across leases" if used > lease else ""
+        click.echo(f"lease {number} ({used:,.0f} of {lease:,.0f} s{note}): {' '.join(packed)}")
 
 
 @main.command()

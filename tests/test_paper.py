@@ -97,6 +97,39 @@ def test_groups_are_listed_in_the_order_of_the_figures(paper):
     assert '"${repro[@]}" groups' in (REPO / "paper/run-gpu.sh").read_text()
 
 
+def test_leases_are_filled_first_fit_in_the_order_of_the_figures():
+    seconds = {"a": 300.0, "b": 400.0, "c": 150.0, "d": 900.0, "e": 60.0}
+    assert bench.leases(list(seconds), seconds, 480) == [["a", "c"], ["b", "e"], ["d"]]
+    assert bench.leases(["d"], seconds, 480) == [["d"]]  # longer than a lease: a lease of its own
+
+
+def test_groups_packs_the_paper_scale_into_leases_from_a_saved_estimate(paper, tmp_path):
+    """`repro groups --lease` reads `repro estimate --save`'s file: every group in one lease, in figure order."""
+    from click.testing import CliRunner
+
+    from repro.cli import main
+
+    seconds = bench.group_seconds(paper, {"transformer": {1: 2100.0, 8: 5300.0, 32: 7700.0}})
+    estimate = tmp_path / "estimate.json"
+    estimate.write_text(json.dumps({"group_seconds": seconds}))
+    args = ["--params", str(REPO / "paper/params.yaml"), "groups"]
+    result = CliRunner().invoke(main, [*args, "--lease", "480", "--estimate", str(estimate)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    packed = [name for line in lines for name in line.split(": ", 1)[1].split()]
+    assert sorted(packed) == sorted(paper.groups) and lines[0].startswith("lease 1 (")
+    assert lines[0].split(": ", 1)[1].split()[0] == "s5_fractions/s5_mul-adamw"  # Figure 1 (center) first
+    for line in lines:
+        used, lease = (float(x.replace(",", "")) for x in line.split("(")[1].split(" s")[0].split(" of "))
+        assert used <= lease or "longer than a lease" in line
+    del seconds["div_adam_0"]
+    estimate.write_text(json.dumps({"group_seconds": seconds}))
+    result = CliRunner().invoke(main, [*args, "--lease", "480", "--estimate", str(estimate)])
+    assert result.exit_code == 1 and "no seconds for 1 group(s)" in result.output and "div_adam_0" in result.output
+    result = CliRunner().invoke(main, [*args, "--lease", "480"])
+    assert result.exit_code == 1 and "--lease needs --estimate" in result.output
+
+
 def tiny_paper_params() -> dict:
     """paper/params.yaml with its names, shape and keep_weights kept, and every budget and grid cut to seconds."""
     params = tiny_scale(REPO / "paper/params.yaml", "paper-tiny", {"s5_fractions": [0.5], "s5_interventions": [0.8],
