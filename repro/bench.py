@@ -6,8 +6,9 @@ import functools
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from repro.config import Config, DatasetConfig, ModelConfig, RunConfig, TrainingConfig
+from repro.config import Config, ConfigError, DatasetConfig, ModelConfig, RunConfig, TrainingConfig
 from repro.tasks import build_table
 
 BENCH_BATCH = 512
@@ -99,6 +100,31 @@ def estimate(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, di
         entry["updates"] += sum(run.training.updates for run in members)
         entry["hours"] += seconds[group.name] / 3600
     return out
+
+
+def save_estimate(path: Path, config: Config, device: str, rates: dict[str, dict[int, float]],
+                  seconds: dict[str, float]) -> None:
+    """`repro estimate --save`'s file: every group's seconds, with the device and the rates they come from."""
+    from repro import files
+
+    files.write_json(path, {"device": device, "rates": {k: {str(n): r for n, r in v.items()} for k, v in rates.items()},
+                            "scale": config.scale, "group_seconds": seconds})
+
+
+def read_estimate(path: Path, groups: list[str]) -> dict[str, float]:
+    """The group seconds `save_estimate` wrote; refused if damaged or if it lacks any of `groups`."""
+    import json
+
+    try:
+        seconds = json.loads(path.read_text(encoding="utf-8"))["group_seconds"]
+        missing = [name for name in groups if not isinstance(seconds.get(name), (int, float))]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path} is no `repro estimate --save` file ({type(error).__name__}: "
+                          f"{error}); make it again") from None
+    if missing:
+        raise ConfigError(f"{path} has no seconds for {len(missing)} group(s) of params.yaml "
+                          f"({', '.join(missing[:3])}…): it was made for other parameters; make it again")
+    return seconds
 
 
 def figure_order(config: Config) -> list[str]:

@@ -176,6 +176,7 @@ def evaluate(context: click.Context, name: str) -> None:
         click.echo(f"{METRICS_DIR / name}.json: 99% train at {record['updates_to_99_train']}, "
                    f"99% validation at {record['updates_to_99_val']}, best val {record['best_val_accuracy']:.3f}")
 
+
 @main.command()
 @click.argument("names", nargs=-1)
 @click.pass_context
@@ -235,6 +236,7 @@ def figures(context: click.Context, names: tuple[str, ...]) -> None:
         for path in figures_module.draw(config, name):
             click.echo(str(path))
 
+
 @main.command()
 @click.pass_context
 @_clear_errors
@@ -244,6 +246,7 @@ def claims(context: click.Context) -> None:
 
     for claim in claims_module.stage(_config(context)):
         click.echo(f"{claim.id}: {claim.verdict}")
+
 
 @main.command()
 @_clear_errors
@@ -323,7 +326,6 @@ def estimate(context: click.Context, per_group: bool, save: Path | None) -> None
     batch-512 updates. Start-up and evaluation are left out.
     """
     from repro import bench as bench_module
-    from repro import files
 
     config = _config(context)
     kinds = sorted({run.model.kind for run in config.runs.values()})
@@ -344,9 +346,7 @@ def estimate(context: click.Context, per_group: bool, save: Path | None) -> None
         for name in bench_module.figure_order(config):
             click.echo(f"  {name}: {len(config.groups[name].members)} run(s), {seconds[name] / 60:,.1f} min")
     if save is not None:
-        files.write_json(save, {"device": _device(), "rates": {k: {str(n): r for n, r in v.items()}
-                                                               for k, v in rates.items()},
-                                "scale": config.scale, "group_seconds": seconds})
+        bench_module.save_estimate(save, config, _device(), rates, seconds)
         click.echo(f"{save}: every group's seconds on this device")
 
 
@@ -468,8 +468,6 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
     With --lease and --estimate, packs them into leases of that many seconds,
     first fit in that order, one lease a line.
     """
-    import json
-
     from repro import bench as bench_module
 
     config = _config(context)
@@ -481,15 +479,7 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
     if estimate_path is None:
         raise ConfigError("--lease needs --estimate FILE, every group's seconds (`repro estimate --save FILE` on "
                           "the device the leases lend)")
-    try:
-        seconds = json.loads(estimate_path.read_text(encoding="utf-8"))["group_seconds"]
-        missing = [name for name in ordered if not isinstance(seconds.get(name), (int, float))]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ConfigError(f"{estimate_path} is no `repro estimate --save` file ({type(error).__name__}: "
-                          f"{error}); make it again") from None
-    if missing:
-        raise ConfigError(f"{estimate_path} has no seconds for {len(missing)} group(s) of params.yaml "
-                          f"({', '.join(missing[:3])}…): it was made for other parameters; make it again")
+    seconds = bench_module.read_estimate(estimate_path, ordered)
     for number, packed in enumerate(bench_module.leases(ordered, seconds, lease), start=1):
         used = sum(seconds[name] for name in packed)
         note = ", longer than a lease, resumed across leases" if used > lease else ""

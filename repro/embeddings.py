@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from repro import files
 from repro.config import ConfigError, RunConfig
 
 
@@ -266,9 +267,7 @@ def analyse(config) -> tuple[dict, dict]:
 
 
 def _run_dir(run: RunConfig) -> Path:
-    from repro.files import RUNS_DIR
-
-    return RUNS_DIR / run.directory
+    return files.RUNS_DIR / run.directory
 
 
 def scalars(tree: dict) -> dict:
@@ -279,14 +278,11 @@ def scalars(tree: dict) -> dict:
 
 def stage(config) -> dict:
     """`repro embeddings`: writes records/embeddings.json, records/output_layers/ and metrics/embeddings.json."""
-    from repro import files
-    from repro.files import METRICS_DIR, RECORDS_DIR
-
     record, layers = analyse(config)
-    with files.atomic_directory(RECORDS_DIR / LAYERS) as tmp:  # the scores' inputs, committed
+    with files.atomic_directory(files.RECORDS_DIR / LAYERS) as tmp:  # the scores' inputs, committed
         for key, rows in layers.items():
             (tmp / f"{key}.csv").write_text(rows_csv(rows), encoding="utf-8")
-    files.write_json(RECORDS_DIR / RECORD, record)
-    files.write_json(METRICS_DIR / METRICS, scalars({k: v for k, v in record.items() if k != "tsne"}))
+    files.write_json(files.RECORDS_DIR / RECORD, record)
+    files.write_json(files.METRICS_DIR / METRICS, scalars({k: v for k, v in record.items() if k != "tsne"}))
     return record
 
