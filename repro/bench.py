@@ -1,4 +1,5 @@
-"""Speed: `repro bench` (updates per second, one run and groups) and `repro estimate` (the compute a params file needs)."""
+"""Speed: `repro bench` (updates per second, one run and groups), `repro estimate` (the compute a params file needs)
+and `repro savings` (what the stopping rule saves, read from committed histories)."""
 
 from __future__ import annotations
 
@@ -165,3 +166,61 @@ def leases(ordered: list[str], seconds: dict[str, float], lease: float) -> list[
             packed[place].append(group)
             room[place] -= need
     return packed
+
+
+@dataclass(frozen=True)
+class Savings:
+    """What the stopping rule saves on a sweep or named run, from its committed histories."""
+
+    name: str
+    runs: int  # runs in it
+    read: int  # runs whose committed history was there to read
+    stopping: int  # runs the rule stops before their budget
+    work: float  # the runs read, in batch-512 updates (batch_updates) over their whole budgets
+    saved: float  # of which the rule leaves out
+
+    @property
+    def fraction(self) -> float:
+        return self.saved / self.work if self.work else 0.0
+
+
+def savings(config: Config, histories_dir: Path, stop_after: int | None = None) -> list[Savings]:
+    """Per sweep (and, with `stop_after`, per named run): where the stopping rule (history_csv.decided_at)
+    stops each run whose history is committed, and the work that saves.
+
+    `stop_after`: the rule's log points for every run, as if params.yaml said so; None: each run's own (a
+    run without the rule saves nothing). A history trained without the rule is the same as one trained
+    with it up to the stop (tests/test_stopping.py), so the committed histories answer either way.
+    """
+    from repro import evaluate, history_csv
+
+    names = {sweep.name: list(sweep.members) for sweep in config.sweeps.values()}
+    if stop_after is not None:
+        names.update({name: [name] for name, run in config.runs.items() if run.group == name})
+    found = []
+    for name, members in names.items():
+        read = stopping = 0
+        work = saved = 0.0
+        for member in members:
+            run = config.runs[member]
+            path = evaluate.history_file(histories_dir, member)
+            if not path.is_file():
+                continue
+            until = _logged_to(path) if run.group == member else None  # a named run may be partial
+            rows = history_csv.read(path, run, until=until).to_numpy(dtype=float)
+            at = history_csv.decided_at(rows, run.training.stop_after if stop_after is None else stop_after)
+            if at is None and rows[-1, 0] < run.training.updates:  # trained in part, not decided yet
+                continue
+            read += 1
+            work += batch_updates(run)
+            if at is not None and rows[at, 0] < run.training.updates:
+                stopping += 1
+                saved += batch_updates(run) * (1 - rows[at, 0] / run.training.updates)
+        found.append(Savings(name, len(members), read, stopping, work, saved))
+    return found
+
+
+def _logged_to(path: Path) -> int:
+    """The last update a history logs (a named run trained in part, or stopped, is read as far as it went)."""
+    last = path.read_text(encoding="utf-8").rstrip("\n").rsplit("\n", 1)[-1]
+    return int(last.split(",", 1)[0])

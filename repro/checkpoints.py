@@ -87,7 +87,7 @@ def identity(runs: str, data: str, precision: str) -> dict:
                           **backend.versions()}}
 
 
-def _differences(saved: dict, wanted: dict) -> list[str]:
+def differences(saved: dict, wanted: dict) -> list[str]:
     """Why a checkpoint made as `saved` cannot continue as `wanted`, in words (empty: it can)."""
     reasons = []
     if saved.get("runs") != wanted["runs"]:
@@ -109,12 +109,26 @@ def _differences(saved: dict, wanted: dict) -> list[str]:
 
 
 def save(path: Path, made_as: dict, updates: int, slices: list[dict], history: np.ndarray,
-         state: list[np.ndarray]) -> None:
-    """Writes a checkpoint atomically: a reader sees the previous one or this one, never a part."""
-    meta = {"format": FORMAT, "identity": made_as, "updates": int(updates), "slices": slices}
+         state: list[np.ndarray], extra: dict | None = None) -> None:
+    """Writes a checkpoint atomically: a reader sees the previous one or this one, never a part.
+
+    `extra`: more for the meta (the trainer's word on runs stopped early), read back by whoever wrote it."""
+    meta = {**(extra or {}), "format": FORMAT, "identity": made_as, "updates": int(updates), "slices": slices}
     arrays = {f"state_{i}": a for i, a in enumerate(state)}
     with files.atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), history=history, **arrays)
+
+
+def restamp(path: Path, made_as: dict, check: dict) -> None:
+    """Gives a checkpoint a new identity (`repro adopt`, once other code was shown to continue it to the same
+    bytes); its last slice records `check`, the evidence. The arrays are written back unchanged."""
+    with np.load(path) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["identity"] = made_as
+    meta["slices"][-1]["code_changed_after"] = check
+    with files.atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
 
 
 def _read(path: Path) -> tuple[dict, np.ndarray, list[np.ndarray]]:
@@ -144,7 +158,7 @@ def load(path: Path, wanted: dict, report) -> tuple[dict, np.ndarray, list[np.nd
         report(f"{path} was written by an older version of repro (checkpoint format {meta.get('format')}, "
                f"here {FORMAT}); not resumed, training from the start (it will be replaced)")
         return None
-    reasons = _differences(meta["identity"], wanted)
+    reasons = differences(meta["identity"], wanted)
     if reasons:
         report(f"{path} was made with {'; '.join(reasons)}; resuming it would match neither version, so it is "
                f"not resumed: training from the start (it will be replaced)")

@@ -19,7 +19,7 @@ import click
 
 from repro import config as config_module
 from repro.config import ConfigError
-from repro.files import CHECKPOINT_DIR, DATA_DIR, FIGURES, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
+from repro.files import CHECKPOINT_DIR, DATA_DIR, FIGURES, HISTORIES_DIR, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
 
 
 def _clear_errors(command):
@@ -137,6 +137,22 @@ def pack(context: click.Context, name: str, target: Path) -> None:
     for member in checkpoints.pack(CHECKPOINT_DIR, groups, target, name):
         click.echo(f"packed {CHECKPOINT_DIR / member}")
     click.echo(f"{target}: the in-flight state of {name}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--old-code", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The checkout whose repro/ wrote the checkpoints (for example `git worktree add /tmp/old COMMIT`).")
+@click.option("--updates", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Updates each code trains from every checkpoint before their states are compared.")
+@click.pass_context
+@_clear_errors
+def adopt(context: click.Context, name: str, old_code: Path, updates: int) -> None:
+    """Carries NAME's in-flight state (checkpoints/) across a change of the training code, if both codes continue
+    it to the same bytes (repro/adopt.py); else changes nothing and exits non-zero."""
+    from repro import adopt as adopt_module
+
+    adopt_module.adopt(_config(context), name, old_code, updates, click.echo)
 
 
 @main.command()
@@ -348,6 +364,31 @@ def estimate(context: click.Context, per_group: bool, save: Path | None) -> None
     if save is not None:
         bench_module.save_estimate(save, config, _device(), rates, seconds)
         click.echo(f"{save}: every group's seconds on this device")
+
+
+@main.command()
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="The rule's log points for every run, sweeps and named runs, instead of each run's own "
+                   "stop_after.")
+@click.pass_context
+@_clear_errors
+def savings(context: click.Context, stop_after: int | None) -> None:
+    """What the stopping rule (a run's stop_after) saves, read from the committed histories under histories/.
+
+    Per sweep: the runs it stops before their budget, and the training work (in batch-512 updates) that
+    leaves out. Measures nothing: it reads where each committed history reaches the rule.
+    """
+    from repro import bench as bench_module
+
+    found = bench_module.savings(_config(context), HISTORIES_DIR, stop_after)
+    for s in found:
+        if not s.read:
+            click.echo(f"{s.name}: no whole history committed yet ({s.runs} run(s))")
+            continue
+        click.echo(f"{s.name}: {s.stopping} of {s.read} run(s) stop early{'' if s.read == s.runs else f' ({s.runs - s.read} not trained, or not to the end)'}; "
+                   f"{s.fraction:.1%} of their work saved ({s.saved:,.0f} of {s.work:,.0f} batch-512 updates)")
+    work, saved = sum(s.work for s in found), sum(s.saved for s in found)
+    click.echo(f"in all: {saved / work if work else 0:.1%} of the work read saved")
 
 
 @main.command()

@@ -68,6 +68,14 @@ class TrainingConfig:
     update_noise: float = 0.0  # std of Gaussian noise added to every weight after each update
     weight_noise: float = 0.0  # std of Gaussian noise on the weights in each training forward pass
     decay_towards: str = "zero"  # weight decay pulls towards "zero" or towards the "init"ial weights
+    # Stop a run once it has told what its claims read (history_csv.decided_at): training and validation
+    # accuracy ≥ 99% at this many log points in a row. 0: train the whole budget.
+    stop_after: int = 0
+
+
+# Fields added after results were committed, with the value that leaves them out of run.json and of the
+# fingerprint: runs trained before keep their records and fingerprints, byte for byte.
+_ADDED_LATER = {"stop_after": 0}
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,11 @@ class RunConfig:
                 object.__setattr__(self, key, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for key, unset in _ADDED_LATER.items():
+            if data["training"][key] == unset:
+                del data["training"][key]
+        return data
 
     def fingerprint(self) -> str:
         """A hash of everything that determines this run's results."""
@@ -308,6 +320,8 @@ def _check_training(where: str, t: TrainingConfig) -> None:
             raise ConfigError(f"{where}.{name} must not be negative, got {getattr(t, name)!r}")
     if not 0.0 <= t.dropout < 1.0:
         raise ConfigError(f"{where}.dropout must lie in [0, 1), got {t.dropout!r}")
+    if not 0 <= t.stop_after <= t.log_points:
+        raise ConfigError(f"{where}.stop_after must lie in 0 … log_points ({t.log_points}), got {t.stop_after!r}")
     if t.decay_towards not in ("zero", "init"):
         raise ConfigError(f"{where}.decay_towards must be 'zero' or 'init', got {t.decay_towards!r}")
     for name in ("beta_1", "beta_2"):
@@ -436,6 +450,9 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
         raise ConfigError("figures.embeddings must name 3 runs: S5, then x+y with and without weight decay")
     for run in (*curves, *embeddings):
         _one_of("figures", run, runs, "runs")
+        if runs[run].training.stop_after:
+            raise ConfigError(f"figures: {run} stops early (stop_after: {runs[run].training.stop_after}), but Figures 1 "
+                              f"(left), 3 and 4 read a run to the end of its budget; give it stop_after: 0")
     operations = [runs[name].dataset.operation for name in embeddings]
     if operations[0] not in ("s5_mul", "s5_conj", "s5_xyx") or operations[1:] != ["add", "add"]:
         raise ConfigError(f"figures.embeddings must name an S5 run, then two x + y runs; got operations {operations}")
@@ -465,6 +482,9 @@ def _progress(raw: Any, runs: dict[str, RunConfig], figures: FiguresConfig) -> t
         run = runs[_one_of("progress", name, runs, "runs")]
         if run.group != name:
             raise ConfigError(f"progress: {name} is a sweep member; progress measures are for named runs")
+        if run.training.stop_after:
+            raise ConfigError(f"progress: {name} stops early (stop_after: {run.training.stop_after}), but its progress "
+                              f"measures follow it to the end of its budget; give it stop_after: 0")
         if not cyclic_group(run.dataset.operation, run.dataset.modulus):
             raise ConfigError(f"progress: {name} trains on {run.dataset.operation} mod {run.dataset.modulus}, not a "
                               f"cyclic group's table ({', '.join(CYCLIC)}, x · y and x / y mod a prime only)")

@@ -18,7 +18,7 @@ import pandas as pd
 from repro import history_csv, run_folder
 from repro.config import ConfigError, RunConfig, SweepConfig
 
-THRESHOLD = 0.99  # "reached": accuracy ≥ 99%, the level of Figure 1's curves; the one definition (claims, figures, progress)
+THRESHOLD = history_csv.THRESHOLD  # "reached": accuracy ≥ 99%, defined once, where histories are read
 NOT_REACHED = "not reached"
 
 
@@ -168,11 +168,12 @@ def trained_to(record: dict) -> int | None:
 def _evaluated(run: RunConfig, run_dir: Path) -> tuple[dict, dict]:
     """(summary of the run's history, its fingerprint, hashes and maker); refuses a stale or unfinished run.
 
-    A named run stopped before its budget (`repro train --for`) is evaluated as far as it got, and says so.
+    A named run stopped before its budget (`repro train --for`) is evaluated as far as it got, and says so;
+    a run its rule stopped (TrainingConfig.stop_after) is whole, and says where and why it stopped.
     """
     record = run_folder.read(run_dir, run)
     summary = summarize(history_csv.read(run_dir / history_csv.FILE, run, until=trained_to(record)))
-    partial = {} if trained_to(record) is None else {run_folder.PARTIAL: record[run_folder.PARTIAL]}
+    partial = {key: record[key] for key in (run_folder.PARTIAL, run_folder.STOPPED) if key in record}
     return summary, {"fingerprint": record["fingerprint"], "sha256": fingerprints(run_dir, record),
                      "made_on": run_folder.made_on(run_dir, record), **partial}
 
@@ -214,8 +215,10 @@ def sweep_record(sweep: SweepConfig, runs: dict[str, RunConfig], runs_dir: Path)
     members = {}
     for name in (m for g in trained for m in groups[g]):
         summary, identity = _evaluated(runs[name], runs_dir / runs[name].directory)
+        stopped = {run_folder.STOPPED: identity[run_folder.STOPPED]} if run_folder.STOPPED in identity else {}
         members[name.split("/", 1)[1]] = {**coordinates(runs[name]), **comparable(summary, identity["sha256"]),
-                                          "fingerprint": identity["fingerprint"], "made_on": identity["made_on"]}
+                                          "fingerprint": identity["fingerprint"], "made_on": identity["made_on"],
+                                          **stopped}
     return {"grid": grid(sweep, runs), "trained_groups": trained, "missing_groups": missing, "runs": members}
 
 

@@ -21,6 +21,39 @@ from repro.config import ConfigError, RunConfig
 FILE = "history.csv"  # in every run folder, and the name `repro verify` hashes
 COLUMNS = ["update", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm"]
 NON_FINITE = ("nan", "inf", "-inf")  # how `text` writes the values of a run that diverged
+THRESHOLD = 0.99  # "reached": accuracy ≥ 99%, the level of Figure 1's curves; the one definition (claims, figures,
+#                   progress, and the stopping rule below)
+_TRAIN, _VAL = COLUMNS.index("train_accuracy"), COLUMNS.index("val_accuracy")
+
+
+def as_written(value: float) -> float:
+    """`value` as `text` writes it (8 significant digits): what every reader of the file sees."""
+    return float(f"{value:.8g}")
+
+
+def decided_at(rows: np.ndarray, stop_after: int) -> int | None:
+    """The stopping rule (a run's `stop_after`): the first log point, as a row index of `rows` (log points ×
+    COLUMNS), at which training and validation accuracy have both been ≥ THRESHOLD, as written, at
+    `stop_after` log points in a row; None if that never happens in `rows`, or if `stop_after` is 0.
+
+    From there on, the run has told everything its claims read (the updates to 99% and that it got there);
+    training stops (repro/train.py), and `read` accepts a history that ends at this point, and only there.
+    """
+    if stop_after <= 0:
+        return None
+    reached = [as_written(row[_TRAIN]) >= THRESHOLD and as_written(row[_VAL]) >= THRESHOLD for row in rows]
+    run = 0
+    for index, ok in enumerate(reached):
+        run = run + 1 if ok else 0
+        if run >= stop_after:
+            return index
+    return None
+
+
+def stopping_rule(stop_after: int) -> str:
+    """The rule in words, for records and captions."""
+    return (f"training and validation accuracy ≥ {THRESHOLD:.0%} at {stop_after} log points in a row "
+            f"(stop_after: {stop_after})")
 
 
 def diverged_at(history: pd.DataFrame) -> int | None:
@@ -41,7 +74,8 @@ def text(rows: np.ndarray, columns: list[str] = COLUMNS) -> str:
 
 
 def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
-    """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget.
+    """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget, or
+    where its stopping rule (`decided_at`) stopped it.
 
     `until`: the last logged update of a run stopped before its budget (run.json's `partial`), which the
     history must end at instead.
@@ -66,6 +100,12 @@ def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
         missing[COLUMNS[1:]] &= ~written[COLUMNS[1:]].apply(lambda column: column.str.lower().isin(NON_FINITE))
     if missing.any().any() or not numbers["update"].is_monotonic_increasing:
         raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
+    decided = None if until is not None else decided_at(numbers.to_numpy(dtype=np.float64), run.training.stop_after)
+    if decided is not None:  # the rule stopped it there; a history that goes on was not made by this rule
+        updates = int(numbers["update"].iloc[decided])
+        if int(numbers["update"].iloc[-1]) != updates:
+            raise ConfigError(f"{path} goes on past update {updates:,}, where its stopping rule "
+                              f"({stopping_rule(run.training.stop_after)}) ends the run; {retrain}")
     if int(numbers["update"].iloc[-1]) != updates:
         raise ConfigError(f"{path} stops at update {int(numbers['update'].iloc[-1]):,} of {updates:,}: the run did "
                           f"not {'finish' if until is None else 'get as far as its run.json says'}; {retrain}")

@@ -1,11 +1,12 @@
-"""A trained run's folder, runs/<run>/: the one module that writes and reads its run.json and provenance.json.
+"""A trained run's folder, runs/<run>/: the one module that writes it (`write_run`) and reads its run.json and
+provenance.json.
 
     history.csv        history_csv.py
     model.weights.h5   Keras (`save_weights` / `load_weights`), where the run's weights are kept
     run.json           what determines the results: parameters and their fingerprint, seeds, dataset counts,
                        group, backend, precision, versions (train.record builds it); for a run whose
                        weights are not kept, their SHA-256 (`weights_digest`); for a run stopped before
-                       its budget, how far it got (`PARTIAL`)
+                       its budget, how far it got (`PARTIAL`), or where and why its rule stopped it (`STOPPED`)
     provenance.json    the machine and environment that made them (provenance.environment), and the
                        slices: each process that trained the run, on which machine, which updates, how long
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,6 +35,9 @@ WEIGHTS_DIGEST = "weights_sha256"  # run.json's key for the digest of weights th
 # run.json's key for a named run stopped before its budget (`repro train --for`, Ctrl-C): {"updates": the
 # last logged update, "budget": the run's updates}. Its folder holds the history so far and no weights.
 PARTIAL = "partial"
+# run.json's key for a run its rule stopped before its budget (TrainingConfig.stop_after): {"update", "budget",
+# "rule"}. It is a whole result: its history ends there (history_csv.decided_at), its weights are those there.
+STOPPED = "stopped_early"
 REQUIRED = ("run", "fingerprint", "seeds", "batch_size", "dataset", "determinism", "versions")  # what readers use
 
 
@@ -69,7 +74,17 @@ def check_weights(path: Path, group: str) -> None:
                           f"`repro train {group}`") from None
 
 
-def write(run_dir: Path, record: dict, provenance: dict) -> None:
+def write_run(run_dir: Path, history: np.ndarray, record: dict, provenance: dict,
+              save_weights: Callable[[Path], None] | None = None) -> None:
+    """The whole folder of one run: its history (log points × history_csv.COLUMNS), the weights where they are
+    kept (`save_weights(path)`, Keras' `save_weights` of the trained model), run.json and provenance.json.
+
+    The caller makes it atomic, with every other run of its process (files.atomic_directory).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / history_csv.FILE).write_text(history_csv.text(history), encoding="utf-8")
+    if save_weights is not None:
+        save_weights(run_dir / WEIGHTS)
     files.write_json(run_dir / RUN_JSON, record)
     files.write_json(run_dir / PROVENANCE_JSON, provenance)
 

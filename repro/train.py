@@ -30,7 +30,7 @@ checkpoint must match to be resumed (the same training code and libraries),
 and the pack files that move them between machines. A named run stopped so
 leaves a partial result: its history so far.
 
-Outputs of each run (written together with every group of the process, atomically):
+Outputs of each run (written by run_folder.write_run, together with every group of the process, atomically):
     history.csv        update, losses, accuracies, global weight norm
     model.weights.h5   the final weights (Keras format), unless the sweep's keep_weights leaves the run out
     run.json           parameters, seeds, dataset counts, group, backend and versions (and the weights'
@@ -100,6 +100,10 @@ class Batches:
             size, count = self.sizes[run], self.per_epoch[run]
             cache[epoch] = rng.permutation(self.rows[run])[: size * count].reshape(count, size)
         return cache[epoch]
+
+    def subset(self, keep: list[int]) -> Batches:
+        """The batches of runs `keep` only (compaction): each run's batches are its own, whoever else is stacked."""
+        return Batches([self.rows[r] for r in keep], [self.sizes[r] for r in keep], [self.seeds[r] for r in keep])
 
     def take(self, start: int, count: int, width: int, length: int) -> np.ndarray:
         """Row indices of updates start … start + count - 1: (length, runs, width), zero-padded."""
@@ -286,10 +290,58 @@ class Shard:
             "targets": [p.copy() for p in params] if program.uses["decay_to_init"] else [],
         }
         self.state = keras.tree.map_structure(ops.convert_to_tensor, state)
-        self.history: list[np.ndarray] = []  # (runs, 6) per log point reached: update, then evaluate()'s five
+        # (runs, 6) per log point reached: update, then evaluate()'s five; NaN for a run already stopped
+        self.history: list[np.ndarray] = []
+        # Early stopping (TrainingConfig.stop_after). `stacked`: the runs (indices into `positions`) whose
+        # state the compiled calls update, all of them at first; `stopped`: run → the update it stopped at,
+        # `final`: run → its weights there. A stopped run stays stacked, its updates unused, until
+        # half the stack has stopped; then the rest is compacted into a smaller stack (`compact`).
+        self.stop_after = [runs[p].training.stop_after for p in positions]
+        self.stacked = list(range(len(positions)))
+        self.stopped: dict[int, int] = {}
+        self.final: dict[int, list[np.ndarray]] = {}
 
     def _signature(self, function: str) -> tuple:
-        return id(self.program), function, len(self.positions), tuple(self.table[0].shape), self.width
+        return id(self.program), function, len(self.stacked), tuple(self.table[0].shape), self.width
+
+    @property
+    def live(self) -> list[int]:
+        """The runs still training (indices into `positions`)."""
+        return [i for i in self.stacked if i not in self.stopped]
+
+    def log(self, update: int) -> None:
+        """Evaluates the stacked runs at `update` and appends the history row; then stops each run that
+        its rule (history_csv.decided_at) says is decided, and compacts the stack once half has stopped."""
+        row = np.full((len(self.positions), 6), np.nan)
+        row[:, 0] = update
+        row[self.stacked, 1:] = self.evaluate()
+        row[list(self.stopped), 1:] = np.nan
+        self.history.append(row)
+        rows = np.stack(self.history, axis=1)
+        for i in self.live:
+            if self.stop_after[i] and history_csv.decided_at(rows[i], self.stop_after[i]) == len(self.history) - 1:
+                self.stopped[i] = update
+                at = self.stacked.index(i)
+                self.final[i] = [np.asarray(ops.convert_to_numpy(p))[at] for p in self.state["params"]]
+        if self.live and 2 * (len(self.stacked) - len(self.live)) >= len(self.stacked):
+            self.compact(self.live)
+
+    def compact(self, keep: list[int]) -> None:
+        """Keeps only runs `keep` (indices into `positions`) in the stacked state, hyperparameters and batches.
+
+        The batch width stays the group's widest, so each kept run computes exactly what it computed
+        before (padding rows have zero weight, and a sum over another width could round otherwise).
+        """
+        at = [self.stacked.index(i) for i in keep]
+
+        def pick(array):
+            return ops.convert_to_tensor(np.asarray(ops.convert_to_numpy(array))[at])
+
+        self.state = keras.tree.map_structure(pick, self.state)
+        self.hyper = {k: pick(v) for k, v in self.hyper.items()}
+        self.train_mask = pick(self.train_mask)
+        self.batches = self.batches.subset(at)
+        self.stacked = list(keep)
 
     def train(self, start: int, stop: int, pause: Callable[[int], bool] | None = None) -> int:
         """Updates start … stop - 1 of the shard's runs; returns the update reached (stop, unless paused).
@@ -311,19 +363,36 @@ class Shard:
         return begin
 
     def evaluate(self) -> np.ndarray:
-        """(runs, 5), in the shard's order."""
+        """(stacked runs, 5), in the shard's order."""
         found = self.programs.call(self._signature("evaluate"), lambda: self.program.evaluate(
             self.state["params"], *self.table, self.train_mask))
         return np.asarray(ops.convert_to_numpy(found), dtype=np.float64)
 
     def state_arrays(self) -> list[np.ndarray]:
-        return [np.asarray(ops.convert_to_numpy(a)) for a in keras.tree.flatten(self.state)]
+        """The stacked state's arrays, then each stopped run's final weights (in the order of `stopped_meta`)."""
+        finals = [w for i in sorted(self.stopped) for w in self.final[i]]
+        return [np.asarray(ops.convert_to_numpy(a)) for a in keras.tree.flatten(self.state)] + finals
 
-    def restore(self, arrays: list[np.ndarray]) -> None:
+    def stopped_meta(self) -> dict:
+        """What a checkpoint records of early stopping, beside `state_arrays` (absent: nothing stopped)."""
+        if not self.stopped:
+            return {}
+        return {"stacked": self.stacked, "stopped": {str(i): u for i, u in sorted(self.stopped.items())}}
+
+    def restore(self, arrays: list[np.ndarray], meta: dict) -> None:
+        """Puts back `state_arrays` and `stopped_meta` (a checkpoint's meta) of a shard that was built afresh."""
+        stopped = {int(i): int(u) for i, u in meta.get("stopped", {}).items()}
+        if meta.get("stacked", self.stacked) != self.stacked:
+            self.compact([int(i) for i in meta["stacked"]])
         leaves = keras.tree.flatten(self.state)
-        if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)):
+        finals, arrays = arrays[len(leaves):], arrays[:len(leaves)]
+        per_run = len(self.state["params"])
+        if len(arrays) != len(leaves) or any(a.shape != tuple(b.shape) for a, b in zip(arrays, leaves)) \
+                or len(finals) != per_run * len(stopped):
             raise ValueError("checkpoint does not match this shard's model")
         self.state = keras.tree.pack_sequence_as(self.state, [ops.convert_to_tensor(a) for a in arrays])
+        self.stopped = stopped
+        self.final = {i: finals[k * per_run:(k + 1) * per_run] for k, i in enumerate(sorted(stopped))}
 
 
 class GroupTrainer:
@@ -382,29 +451,41 @@ class GroupTrainer:
         self._each_shard(lambda shard: shard.train(start, stop))
 
     def evaluate(self) -> np.ndarray:
-        """(runs, 5), in the group's order."""
+        """(runs, 5), in the group's order (before any run has stopped early)."""
         return self._in_group_order(self._each_shard(Shard.evaluate))
 
-    def histories(self) -> np.ndarray:
-        """(runs, log points, 6), in the group's order, from the shards' histories."""
-        return self._in_group_order([np.stack(shard.history, axis=1) for shard in self.shards])
+    def histories(self) -> list[np.ndarray]:
+        """Each run's (log points, 6) history, in the group's order; a run stopped early has fewer points."""
+        found = {}
+        for shard in self.shards:
+            rows = np.stack(shard.history, axis=1)
+            for i, position in enumerate(shard.positions):
+                found[position] = rows[i][~np.isnan(rows[i, :, 1])] if i in shard.stopped else rows[i]
+        return [found[position] for position in range(len(self.runs))]
 
     def state_arrays(self) -> list[np.ndarray]:
         return [array for shard in self.shards for array in shard.state_arrays()]
 
     def restore(self, arrays: list[np.ndarray]) -> None:
+        """Puts back `state_arrays` of a group none of whose runs has stopped early."""
         for shard in self.shards:
             count = len(keras.tree.flatten(shard.state))
-            shard.restore(arrays[:count])
+            shard.restore(arrays[:count], {})
             arrays = arrays[count:]
 
+    def stopped_early(self, run: int) -> int | None:
+        """The update at which run `run` (its place in the group) stopped by its rule, or None."""
+        shard = next(shard for shard in self.shards if run in shard.positions)
+        return shard.stopped.get(shard.positions.index(run))
+
     def weights(self) -> list[list[np.ndarray]]:
-        """Every run's trained weights, in the group's order; each shard's stack is copied to the host once."""
+        """Every run's trained weights, in the group's order (a run stopped early: where it stopped); each shard's
+        stack is copied to the host once."""
         found = {}
         for shard in self.shards:
             stacked = [ops.convert_to_numpy(p) for p in shard.state["params"]]
             for i, position in enumerate(shard.positions):
-                found[position] = [w[i] for w in stacked]
+                found[position] = shard.final[i] if i in shard.final else [w[shard.stacked.index(i)] for w in stacked]
         return [found[position] for position in range(len(self.runs))]
 
     def model_with(self, run: int, weights: list[np.ndarray]) -> keras.Model:
@@ -487,6 +568,10 @@ def record(run: RunConfig, dataset: Dataset, trainer: GroupTrainer, index: int, 
     """
     model = trainer.model
     digest = {} if weights_digest is None else {run_folder.WEIGHTS_DIGEST: weights_digest}
+    stopped = trainer.stopped_early(index)
+    if stopped is not None:
+        digest[run_folder.STOPPED] = {"update": stopped, "budget": run.training.updates,
+                                      "rule": history_csv.stopping_rule(run.training.stop_after)}
     return {
         "run": run.to_dict(),
         "fingerprint": run.fingerprint(),
@@ -589,10 +674,10 @@ def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float, stop: S
     resumed = checkpoints.load(job.checkpoint, job.made_as, _report)
     if resumed is None:
         at, earlier = 0, []
-        shard.history = [np.column_stack([np.zeros(len(shard.positions)), shard.evaluate()])]
+        shard.log(0)
     else:
         meta, saved, state = resumed
-        shard.restore(state)
+        shard.restore(state, meta)
         shard.history = list(np.swapaxes(saved, 0, 1))
         at, earlier = meta["updates"], meta["slices"]
         _report(f"{job.group}: runs {shard.positions} resuming from update {at} ({job.checkpoint})")
@@ -605,7 +690,7 @@ def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float, stop: S
         nonlocal saved_at, saved_when
         job.slices = [*earlier, checkpoints.slice_record(began, reached, time.monotonic() - clock, wall)]
         checkpoints.save(job.checkpoint, job.made_as, reached, job.slices, np.stack(shard.history, axis=1),
-                         shard.state_arrays())
+                         shard.state_arrays(), shard.stopped_meta())
         saved_at, saved_when = reached, time.monotonic()
 
     def pause(reached: int) -> bool:
@@ -616,18 +701,21 @@ def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float, stop: S
         return False
 
     for previous, target in zip(schedule, schedule[1:]):
+        if not shard.live:  # every run stopped by its rule: the shard is done
+            break
         if target <= at:
             continue
         begin = max(previous, at)
         at = shard.train(begin, target, pause)
         if at < target:
-            progress.advance((at - begin) * len(shard.positions), 0.0, 0.0)
+            progress.advance((at - begin) * len(shard.live), 0.0, 0.0)
             save(at)
             job.stopped_at = at
             return
-        shard.history.append(np.column_stack([np.full(len(shard.positions), float(target)), shard.evaluate()]))
-        progress.advance((target - begin) * len(shard.positions), float(shard.history[-1][:, 2].mean()),
-                         float(shard.history[-1][:, 4].mean()))
+        live = len(shard.live)
+        shard.log(target)
+        progress.advance((target - begin) * live, float(np.nanmean(shard.history[-1][:, 2])),
+                         float(np.nanmean(shard.history[-1][:, 4])))
     if at != saved_at:
         save(at)
 
@@ -721,17 +809,13 @@ def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Datase
         for trainer, (group, runs, data), history in zip(trainers, groups, histories):
             weights = trainer.weights()
             for index, (run, dataset) in enumerate(zip(runs, data)):
-                run_dir = tmp / Path(run.directory).relative_to(name)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / history_csv.FILE).write_text(history_csv.text(history[index]), encoding="utf-8")
-                digest = None
-                if keeps_weights(run):
-                    trainer.model_with(index, weights[index]).save_weights(run_dir / run_folder.WEIGHTS)
-                else:
-                    digest = run_folder.weights_digest(weights[index])
-                run_folder.write(run_dir, record(run, dataset, trainer, index, digest),
-                                 {**environment, "parameters_hash": run.fingerprint(),
-                                  "slices": slices[id(trainer), index]})
+                kept = keeps_weights(run)
+                digest = None if kept else run_folder.weights_digest(weights[index])
+                save = trainer.model_with(index, weights[index]).save_weights if kept else None
+                run_folder.write_run(tmp / Path(run.directory).relative_to(name), history[index],
+                                     record(run, dataset, trainer, index, digest),
+                                     {**environment, "parameters_hash": run.fingerprint(),
+                                      "slices": slices[id(trainer), index]}, save)
     for job in jobs:
         job.checkpoint.unlink(missing_ok=True)
     for group, _, _ in groups:
@@ -754,9 +838,8 @@ def _write_partial(name: str, groups, trainers: list[GroupTrainer], jobs: list[_
     history = np.stack(job.shard.history, axis=1)[0]
     partial = {"updates": int(history[-1, 0]), "budget": run.training.updates}
     with files.atomic_directory(out_dir) as tmp:
-        (tmp / history_csv.FILE).write_text(history_csv.text(history), encoding="utf-8")
-        run_folder.write(tmp, {**record(run, dataset, trainer, 0, None), run_folder.PARTIAL: partial},
-                         {**provenance.environment(), "parameters_hash": run.fingerprint(), "slices": job.slices})
+        run_folder.write_run(tmp, history, {**record(run, dataset, trainer, 0, None), run_folder.PARTIAL: partial},
+                             {**provenance.environment(), "parameters_hash": run.fingerprint(), "slices": job.slices})
 
 
 def _remove_empty_folders(folder: Path, root: Path) -> None:

@@ -170,3 +170,49 @@ def test_pack_says_when_there_is_nothing_to_pack(tmp_path):
     result = repro("pack", "tiny", "state.tar", cwd=root, check=False)
     assert result.returncode == 1 and "no in-flight state of tiny" in result.stderr
     assert not (root / "state.tar").exists()
+
+
+def _code(tmp_path, label, edit=None):
+    """A copy of the repro package under tmp_path/label, its train.py changed by `edit(source)`."""
+    import shutil
+
+    folder = tmp_path / label
+    shutil.copytree(REPO / "repro", folder / "repro", ignore=shutil.ignore_patterns("__pycache__"))
+    if edit is not None:
+        path = folder / "repro/train.py"
+        path.write_text(edit(path.read_text()))
+    return folder
+
+
+def _repro_with(code, *args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    return subprocess.run([sys.executable, "-m", "repro", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_a_checkpoint_is_adopted_across_a_code_change_only_where_both_codes_continue_it_alike(tmp_path):
+    whole = _prepare(tmp_path / "whole", **LONG)
+    repro("train", "tiny", cwd=whole)
+    root = _prepare(tmp_path / "root", **LONG)
+    reached = _stop_mid_way(root)  # written by this checkout's code
+    checkpoint = root / "checkpoints/tiny/0.npz"
+    before = checkpoint.read_bytes()
+    refactored = _code(tmp_path, "refactored", lambda s: s + "\n\ndef _a_new_helper():\n    return 1\n")
+    different = _code(tmp_path, "different", lambda s: s.replace('(ops.sqrt(v) + h["epsilon"])',
+                                                                 '(ops.sqrt(v) + 2 * h["epsilon"])'))
+    # Code that computes otherwise is refused, and the checkpoint stays as it was.
+    refused = _repro_with(different, "adopt", "tiny", "--old-code", str(REPO), "--updates", "64", cwd=root)
+    assert refused.returncode == 1 and "continues it differently" in refused.stderr, refused.stderr
+    assert checkpoint.read_bytes() == before
+    # The old code must be the code that wrote it.
+    wrong = _repro_with(refactored, "adopt", "tiny", "--old-code", str(different), cwd=root)
+    assert wrong.returncode == 1 and "was not written by the code under" in wrong.stderr, wrong.stderr
+    # Adopted, the checkpoint resumes under the new code and ends with the same bytes as an unbroken run.
+    adopted = _repro_with(refactored, "adopt", "tiny", "--old-code", str(REPO), "--updates", "64", cwd=root)
+    assert adopted.returncode == 0 and "adopted" in adopted.stdout, adopted.stderr
+    assert _meta(checkpoint)["slices"][-1]["code_changed_after"]["identical"] is True
+    resumed = _repro_with(refactored, "train", "tiny", cwd=root)
+    assert resumed.returncode == 0 and f"resuming from update {reached}" in resumed.stderr, resumed.stderr
+    for name in OUTPUTS:
+        assert (root / "runs/tiny" / name).read_bytes() == (whole / "runs/tiny" / name).read_bytes(), name
+    slices = json.loads((root / "runs/tiny/provenance.json").read_text())["slices"]
+    assert slices[-2]["code_changed_after"]["updates"] == [reached, reached + 64]
