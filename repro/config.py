@@ -112,10 +112,10 @@ class RunConfig:
 class GroupConfig:
     """Runs that share a model, an operation table, a budget and a log grid.
 
-    A named run is a group of one. A sweep has one group per operation and
-    intervention, `<sweep>/<operation>-<intervention>`, holding every fraction
-    and seed (full-batch runs: one per fraction too, `group_name`), written to
-    runs/<group>/. On a GPU a group's runs are one program, their weights
+    A named run is a group of one. A sweep has one group per operation,
+    intervention and seed, `<sweep>/<operation>-<intervention>-seed<seed>`,
+    holding every fraction (full-batch runs: one per fraction too,
+    `group_name`), written to runs/<group>/. On a GPU a group's runs are one program, their weights
     stacked along a leading axis; on a CPU each run is
     its own call of a program shared by the group (repro/train.py). DVC caches
     a whole sweep (runs/<sweep>/), which one process trains.
@@ -130,7 +130,7 @@ class SweepConfig:
     """A grid of runs: operations × fractions × seeds × interventions.
 
     Member `op-fraction-seed-intervention` is the run `<sweep>/op-fraction-seed-intervention`;
-    it trains in group `<sweep>/op-intervention` (full-batch runs: `<sweep>/op-fraction-intervention`,
+    it trains in group `<sweep>/op-intervention-seedS` (full-batch runs: `<sweep>/op-fraction-intervention-seedS`,
     `group_name` says why), with outputs in runs/<group>/op-fraction-seed-intervention/.
     The seed sets both the split and the training seed.
     """
@@ -350,15 +350,20 @@ def _run(name, dataset_name, dataset, model, overrides, defaults, group="", dire
     return RunConfig(name, dataset_name, dataset, model, training, group, directory)
 
 
-def group_name(sweep: str, operation: str, intervention: str, fraction: float | None = None) -> str:
-    """A sweep group's name: `<sweep>/op-intervention`, or `<sweep>/op-fraction-intervention` for full-batch runs.
+def group_name(sweep: str, operation: str, intervention: str, seed: int, fraction: float | None = None) -> str:
+    """A sweep group's name: `<sweep>/op-intervention-seedS`, or `<sweep>/op-fraction-intervention-seedS` for
+    full-batch runs.
 
-    A group's batches are padded to its widest on a GPU (one program), and a full-batch run's batch is its
-    whole training set: in one group with every fraction, a run at 20% would cost what one at 90% costs
-    (S5: 12,960 examples an update, 25 minibatches), and the group, trained whole or not at all, would be
-    too long for a lent GPU session. One group per fraction pads nothing and is an eighth of the work.
+    One group per seed, so that a group fits a lent GPU lease (15 minutes, start-up included): Figure 1
+    (center)'s 20 fractions of one seed are 2·10⁶ updates, about 6 minutes at the 5,300 updates/s an H100
+    gave 24 runs (docs/gpu.md); its 60 runs would not end in one. And a group's batches are padded to its widest on a GPU (one program), while a
+    full-batch run's batch is its whole training set: in one group with every fraction, a run at 20% would
+    cost what one at 90% costs (S5: 12,960 examples an update, 25 minibatches). One group per fraction pads
+    nothing and is an eighth of the work.
     """
-    return f"{sweep}/{operation}-{intervention}" if fraction is None else f"{sweep}/{operation}-{fraction}-{intervention}"
+    if fraction is None:
+        return f"{sweep}/{operation}-{intervention}-seed{seed}"
+    return f"{sweep}/{operation}-{fraction}-{intervention}-seed{seed}"
 
 
 def _check_group(group: GroupConfig, runs: dict[str, RunConfig]) -> None:
@@ -409,7 +414,7 @@ def _sweep(name, raw, models, interventions, defaults) -> tuple[SweepConfig, dic
         member = member_name(operation, fraction, seed, intervention)
         overrides = {**interventions[intervention], "seed": seed}
         full_batch = {**sweep_training, **overrides}.get("full_batch", False)
-        group = group_name(name, operation, intervention, fraction if full_batch else None)
+        group = group_name(name, operation, intervention, seed, fraction if full_batch else None)
         runs[f"{name}/{member}"] = _run(f"{name}/{member}", None, dataset, models[model], overrides, sweep_training,
                                         group, f"{group}/{member}")
     kept = _kept_weights(where, raw.get("keep_weights", "all"), name, runs)

@@ -166,6 +166,8 @@ def table_figure(dataset, target: Path, corner: int = 12) -> None:
 def _untrained(summary: dict) -> list[str]:
     """The groups a sweep trained in part lacks, named without what all its groups share."""
     g, names = summary["grid"], [group.split("/", 1)[1] for group in summary["missing_groups"]]
+    if len(g["seeds"]) == 1:
+        names = [name.removesuffix(f"-seed{g['seeds'][0]}") for name in names]
     if len(g["interventions"]) == 1:
         names = [name.removesuffix(f"-{g['interventions'][0]}") for name in names]
     if len(g["operations"]) == 1:

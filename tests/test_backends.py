@@ -24,7 +24,7 @@ def test_under_jax_the_package_trains_without_ever_importing_tensorflow(tmp_path
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from repro import cli\n"
-        "for args in (['generate'], ['train', 'tiny'], ['train', 'grid/add-adamw'], ['evaluate', 'tiny'], ['env']):\n"
+        "for args in (['generate'], ['train', 'tiny'], ['train', 'grid/add-adamw-seed0'], ['evaluate', 'tiny'], ['env']):\n"
         "    result = CliRunner().invoke(cli.main, args, catch_exceptions=False)\n"
         "    assert result.exit_code == 0, (args, result.output)\n"
         "loaded = sorted(m for m in sys.modules if m == 'tensorflow' or m.startswith('tensorflow.'))\n"
@@ -39,9 +39,9 @@ def test_under_jax_the_package_trains_without_ever_importing_tensorflow(tmp_path
                             env={**env, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert "tensorflow modules: 0" in result.stdout
-    record = json.loads((root / "runs/grid/add-adamw/add-0.5-0-adamw/run.json").read_text())
+    record = json.loads((root / "runs/grid/add-adamw-seed0/add-0.5-0-adamw/run.json").read_text())
     assert record["determinism"]["backend"] == "jax" and record["determinism"]["precision"] == "fp32"
-    assert record["group"] == {"name": "grid/add-adamw", "runs": 2, "position": 0, "shards": 2}
+    assert record["group"] == {"name": "grid/add-adamw-seed0", "runs": 2, "position": 0, "shards": 2}
 
 
 def test_jax_gives_the_same_bytes_twice_and_from_its_compilation_cache_and_other_bytes_than_tensorflow(tmp_path):
@@ -53,8 +53,8 @@ def test_jax_gives_the_same_bytes_twice_and_from_its_compilation_cache_and_other
     outputs, hits = {}, {}
     for name, env in (("jax1", JAX), ("jax2", cached), ("jax3", cached), ("tf", {"KERAS_BACKEND": "tensorflow"})):
         root = _project(tmp_path / name)
-        log = repro("train", "grid/s5_mul-minibatch_adam", cwd=root, env={**os.environ, **env}).stderr
-        folder = root / "runs/grid/s5_mul-minibatch_adam"
+        log = repro("train", "grid/s5_mul-minibatch_adam-seed0", cwd=root, env={**os.environ, **env}).stderr
+        folder = root / "runs/grid/s5_mul-minibatch_adam-seed0"
         outputs[name] = {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
                          if p.name in ("history.csv", "model.weights.h5", "run.json")}
         hits[name] = log.count("Persistent compilation cache hit for 'jit__train_chunk_function'")

@@ -226,12 +226,12 @@ def test_a_partial_or_empty_sweep_is_drawn_and_says_what_it_lacks(tmp_path):
     runs = {f"add-{f}-0-adamw": {"operation": "add", "train_fraction": f, "seed": 0, "intervention": "adamw",
                                  "updates_to_99_train": 100, "updates_to_99_val": "not reached",
                                  "best_val_accuracy": 0.5, "made_on": made_on} for f in (0.5, 0.8)}
-    partial = {"grid": grid, "trained_groups": ["operations/add-adamw"],
-               "missing_groups": ["operations/sub-adamw", "operations/mul-adamw"], "runs": runs}
+    partial = {"grid": grid, "trained_groups": ["operations/add-adamw-seed0"],
+               "missing_groups": ["operations/sub-adamw-seed0", "operations/mul-adamw-seed0"], "runs": runs}
     caption = figures._sweep_caption(partial, "mean over seeds", "paper")
     assert "2 of the grid's 6 runs" in caption and caption.endswith("NOT TRAINED YET (not drawn): sub, mul")
     assert figures._partial(partial) == " [partial: 1 of 3 groups trained]"
-    whole = {**partial, "trained_groups": ["operations/add-adamw", "operations/sub-adamw", "operations/mul-adamw"],
+    whole = {**partial, "trained_groups": ["operations/add-adamw-seed0", "operations/sub-adamw-seed0", "operations/mul-adamw-seed0"],
              "missing_groups": []}
     assert "NOT TRAINED" not in figures._sweep_caption(whole, "x", "paper") and figures._partial(whole) == ""
     empty = {**whole, "trained_groups": [], "missing_groups": whole["trained_groups"], "runs": {}}

@@ -96,19 +96,24 @@ def test_sweeps_expand_into_named_runs():
     assert cfg.run("grid/add-0.8-0-adamw").training.weight_decay == 1.0
 
 
-def test_full_batch_runs_train_in_a_group_per_fraction():
-    """A group's batches are padded to its widest on a GPU; a full-batch run's batch is its training set."""
+def test_groups_are_per_seed_and_full_batch_runs_per_fraction_too():
+    """A group fits a lent GPU lease: one seed. A group's batches are padded to its widest on a GPU, and a
+    full-batch run's batch is its training set: one fraction."""
     raw = tiny_params()
     raw["interventions"]["full_batch_adam"] = {"weight_decay": 0.0, "full_batch": True}
     raw["sweeps"]["grid"]["interventions"].append("full_batch_adam")
+    raw["sweeps"]["grid"]["seeds"] = [0, 1]
     cfg = config.parse(raw)
-    assert cfg.group("grid/add-0.8-0-full_batch_adam").name == "grid/add-0.8-full_batch_adam"
+    assert cfg.group("grid/add-0.8-0-full_batch_adam").name == "grid/add-0.8-full_batch_adam-seed0"
     assert cfg.group("grid/add-0.8-0-minibatch_adam").members == ("grid/add-0.5-0-minibatch_adam",
                                                                   "grid/add-0.8-0-minibatch_adam")
-    assert cfg.run("grid/add-0.8-0-full_batch_adam").directory == "grid/add-0.8-full_batch_adam/add-0.8-0-full_batch_adam"
+    assert cfg.group("grid/add-0.8-1-minibatch_adam").name == "grid/add-minibatch_adam-seed1"
+    assert cfg.run("grid/add-0.8-0-full_batch_adam").directory == \
+        "grid/add-0.8-full_batch_adam-seed0/add-0.8-0-full_batch_adam"
     paper = config.load(REPO / "paper" / "params.yaml")
     sizes = sorted(len(paper.groups[g].members) for g in paper.groups if g.startswith("s5_interventions/"))
-    assert sizes == [3] * 16 + [24] * 7  # 8 fractions × 3 seeds; each full-batch fraction's 3 seeds alone
+    assert sizes == [1] * 48 + [8] * 21  # 8 fractions a seed; each full-batch fraction and seed alone
+    assert sorted({len(paper.groups[g].members) for g in paper.groups if g.startswith("s5_fractions/")}) == [20]
 
 
 def test_a_sweep_keeps_the_weights_it_lists():

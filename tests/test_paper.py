@@ -88,12 +88,14 @@ def test_groups_are_listed_in_the_order_of_the_figures(paper):
     assert result.exit_code == 0
     listed = result.output.split()
     assert sorted(listed) == sorted(paper.groups)
-    assert listed[:4] == ["s5_fractions/s5_mul-adamw", "div_adam_0", "div_adam_1", "div_adam_2"]
-    assert listed.index("add_no_decay") < listed.index("operations/add-adamw") < listed.index(
-        "s5_interventions/s5_mul-adamw")
+    assert listed[:6] == [*(f"s5_fractions/s5_mul-adamw-seed{s}" for s in range(3)),  # Figure 1 (center), seed by seed
+                          "div_adam_0", "div_adam_1", "div_adam_2"]
+    assert listed.index("add_no_decay") < listed.index("operations/add-adamw-seed0") < listed.index(
+        "s5_interventions/s5_mul-adamw-seed0")
     full_batch = [paper.runs[paper.groups[g].members[0]].training.full_batch for g in listed
                   if g.startswith("s5_interventions/")]
-    assert full_batch == sorted(full_batch) and sum(full_batch) == 16  # the costly groups last
+    assert full_batch == sorted(full_batch) and sum(full_batch) == 48  # the costly groups last, per fraction and seed
+    assert all(len(paper.groups[g].members) == 20 for g in listed if g.startswith("s5_fractions/"))  # one seed each
     assert '"${repro[@]}" groups' in (REPO / "paper/run-gpu.sh").read_text()
 
 
@@ -118,7 +120,7 @@ def test_groups_packs_the_paper_scale_into_leases_from_a_saved_estimate(paper, t
     lines = result.output.splitlines()
     packed = [name for line in lines for name in line.split(": ", 1)[1].split()]
     assert sorted(packed) == sorted(paper.groups) and lines[0].startswith("lease 1 (")
-    assert lines[0].split(": ", 1)[1].split()[0] == "s5_fractions/s5_mul-adamw"  # Figure 1 (center) first
+    assert lines[0].split(": ", 1)[1].split()[0] == "s5_fractions/s5_mul-adamw-seed0"  # Figure 1 (center) first
     for line in lines:
         used, lease = (float(x.replace(",", "")) for x in line.split("(")[1].split(" s")[0].split(" of "))
         assert used <= lease or "longer than a lease" in line
@@ -180,7 +182,7 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     assert "training started" in _run("bash", "paper/device.sh", "start", cwd=there, env=env)
     groups = len(config.load(there / "paper/params.yaml").groups)
     packed = _run("bash", "paper/device.sh", "collect", "900", cwd=there, env=env)  # waits for the end
-    assert f"packed {groups} finished group(s): s5_fractions/s5_mul-adamw div_adam_0" in packed
+    assert f"packed {groups} finished group(s): s5_fractions/s5_mul-adamw-seed0 div_adam_0" in packed
     log = (out / "train.log").read_text()
     assert "every group is trained" in log and "backend: jax" in (out / "env.txt").read_text()
     assert "training add_decay" not in log  # `check` made it
@@ -203,22 +205,22 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
         "div_adam_0", "add_decay", "add_no_decay", "s5_decay"}
 
     # As if the lent time ran out before Figure 2 (right)'s x + y: a partial sweep, recorded as it stands.
-    shutil.rmtree(here / "paper/runs/operations/add-adamw")
+    shutil.rmtree(here / "paper/runs/operations/add-adamw-seed0")
     repro = (sys.executable, "-m", "repro")
     partial = _run(*repro, "trained", cwd=here / "paper", env=env)
-    assert "train_sweep@operations: partial, 1 of 2 groups: operations/s5_mul-adamw" in partial
+    assert "train_sweep@operations: partial, 1 of 2 groups: operations/s5_mul-adamw-seed0" in partial
     assert _run(*repro, "trained", "--stages", cwd=here / "paper", env=env).split() == \
         [s for s in stages if s != "train_sweep@operations"]
     assert _run(*repro, "trained", "--stages", "--partial", cwd=here / "paper", env=env).split() == stages
     trained_here = _run(*repro, "trained", "--groups", cwd=here / "paper", env=env).split()
-    assert "operations/s5_mul-adamw" in trained_here and "operations/add-adamw" not in trained_here
+    assert "operations/s5_mul-adamw-seed0" in trained_here and "operations/add-adamw-seed0" not in trained_here
 
     _run("dvc", "commit", "-f", "generate", *stages, cwd=here / "paper", env=env)
     repro_log = _run("dvc", "repro", cwd=here / "paper", env=env)
     assert "Running stage 'claims'" in repro_log and "Running stage 'train" not in repro_log  # nothing trained here
     assert "up to date" in _run("dvc", "status", "dvc.yaml", cwd=here / "paper", env=env)
     record = json.loads((here / "paper/records/operations.json").read_text())
-    assert record["missing_groups"] == ["operations/add-adamw"] and all(m.startswith("s5_mul") for m in record["runs"])
+    assert record["missing_groups"] == ["operations/add-adamw-seed0"] and all(m.startswith("s5_mul") for m in record["runs"])
     assert json.loads((here / "paper/metrics/operations.json").read_text())["groups_missing"] == 1
     report = {c["id"]: c for c in json.loads((here / "paper/reports/claims.json").read_text())["claims"]}
     assert report["fig2_symmetric"]["verdict"] == claims.NOT_TESTABLE

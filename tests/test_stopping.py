@@ -27,7 +27,7 @@ def _params(stop_after: int = STOP_AFTER) -> dict:
     return raw
 
 
-def _runs(name: str = "grid/add-stop", stop_after: int = STOP_AFTER):
+def _runs(name: str = "grid/add-stop-seed0", stop_after: int = STOP_AFTER):
     cfg = config.parse(_params(stop_after))
     runs = [cfg.runs[member] for member in cfg.group(name).members]
     return runs, [datasets.make(run.dataset) for run in runs]
@@ -85,7 +85,7 @@ def test_a_decided_run_stops_where_its_rule_says_and_the_other_trains_its_budget
 def test_stopping_changes_nothing_before_the_stop(alone, tmp_path):
     """The same run without the rule (its own fingerprint) logs the same rows up to the stop, bit for bit."""
     _, trained, _ = alone
-    runs, data = _runs("grid/add-adamw")
+    runs, data = _runs("grid/add-adamw-seed0")
     whole = train.train_groups("grid", [(runs[0].group, runs[1:], data[1:])], tmp_path / "o", tmp_path / "c")
     stopped = trained.histories[0][1]
     assert np.array_equal(whole.histories[0][0][: len(stopped)], stopped)
@@ -94,7 +94,7 @@ def test_stopping_changes_nothing_before_the_stop(alone, tmp_path):
 
 def test_a_history_that_goes_past_its_rule_is_refused(alone, tmp_path):
     runs, _, folder = alone
-    never_stopped = _runs("grid/add-adamw")[0][1]
+    never_stopped = _runs("grid/add-adamw-seed0")[0][1]
     text = (folder / "add-0.9-0-stop/history.csv").read_text()
     longer = text + text.splitlines()[-1].replace(text.splitlines()[-1].split(",")[0], "2999") + "\n"
     path = tmp_path / "history.csv"
