@@ -5,23 +5,25 @@
 #
 #   here:    paper/device.sh wheels              Keras and the two packages it needs that such a machine lacks,
 #                                                hash-checked against requirements-gpu.lock, into .whl/
-#   there:   paper/device.sh check               before training: $OUT/check.txt, with `repro bench`,
+#   there:   paper/device.sh check               a lease of its own: $OUT/check.txt, with `repro bench`,
 #                                                determinism across two processes and TF32's effect on a run
-#   there:   paper/device.sh start [GROUP...]    installs .whl/ under /tmp, checks the GPU, writes
-#                                                $OUT/env.txt, starts paper/run-gpu.sh in the background,
-#                                                skipping the GROUPs (those already brought back: `cd paper &&
-#                                                repro trained --groups` here lists them)
-#                                                (REPRO_GIT_COMMIT=<commit> names the commit where the copy
-#                                                sent there has no .git)
-#   there:   paper/device.sh collect SECONDS     waits up to SECONDS (or until training ends), then packs
-#                                                the groups finished since the last collect into $OUT
-#   here:    paper/device.sh unpack FILE...      unpacks them into paper/runs/, makes the tables here and
-#                                                checks them against those made there, and names the DVC
-#                                                stages they complete
+#   there:   paper/device.sh run --deadline SECONDS [--check] GROUP...
+#                                                one lease in one foreground call: trains the GROUPs in order
+#                                                (continuing any state carried in paper/lease/), and before
+#                                                SECONDS have passed packs into $OUT the groups finished and
+#                                                the in-flight state of the one cut short, within the tool's
+#                                                limits (8 files of 16 MiB); --check first runs the quick
+#                                                check (`repro bench` on the groups' shapes and a short
+#                                                determinism pair) into $OUT/lease.txt
+#   here:    paper/device.sh unpack FILE...      the runs-*.tar.gz into paper/runs/ (the tables made here are
+#                                                checked against those made there; it names the DVC stages
+#                                                they complete), a state-*.tar into paper/lease/, where the
+#                                                next lease's `run` continues it
 #
-# Training runs on between calls (setsid), so a call only waits and packs: call again at once, before the
-# machine is given back. State lives in /tmp on that machine; a fresh machine starts from nothing.
-# DEVICE_ALLOW_CPU=1 lets `check` and `start` run without a GPU (the tests rehearse the round trip on a CPU).
+# A lease is one `run` call: nothing depends on a second call coming before the machine is given back.
+# State lives in /tmp on that machine; a fresh machine starts from nothing but what the call carries
+# (paper/lease/ included). REPRO_GIT_COMMIT=<commit> names the commit where the copy sent there has no .git.
+# DEVICE_ALLOW_CPU=1 lets `check` and `run` run without a GPU (the tests rehearse leases on a CPU).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 state=${DEVICE_STATE:-/tmp/paper-device}
@@ -71,66 +73,105 @@ install() {
     fi
 }
 
-start() {
-    install
-    if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2> /dev/null; then
-        die "training is already running (pid $(cat "$state/pid")); use \`paper/device.sh collect SECONDS\`"
+LIMIT_FILES=${LIMIT_FILES:-8}                # what the device tool sends back from $OUT: files,
+LIMIT_BYTES=${LIMIT_BYTES:-$((16 * 1024 * 1024))}  # and bytes a file
+LEASE_MARGIN=${LEASE_MARGIN:-30}             # seconds kept for packing after training stops
+
+lease_file() { echo "${1//\//__}.tar"; }     # a group's name as a file name (sweep groups hold a /)
+
+split_to_limit() {  # FILE: left whole if it fits one file, else cut into .part-NN pieces that do
+    if [ "$(stat -c %s "$1")" -gt "$LIMIT_BYTES" ]; then
+        split -b "$((LIMIT_BYTES / 16 * 15))" -d "$1" "$1.part-"
+        rm "$1"
     fi
+}
+
+quick_check() {  # REPORT GROUP...: `repro bench` on the groups' run counts, then two processes that must agree
+    local report=$1 sizes run=add_decay trial scratch; shift
+    sizes=$(python3 -m repro groups --sizes "$@")
+    # shellcheck disable=SC2086  # one --runs option per size
+    { echo "== repro bench --model transformer $sizes --repeats 1"
+      python3 -m repro bench --model transformer $sizes --repeats 1; } >> "$report" 2>&1
+    for trial in a b; do  # the run cut to QUICK_UPDATES, in two processes
+        scratch="$state/quick/$trial"
+        rm -rf "$scratch" && mkdir -p "$scratch" && cp -r data "$scratch/"
+        python3 - "$run" "${QUICK_UPDATES:-512}" params.yaml "$scratch/params.yaml" << 'PYTHON'
+import sys, yaml
+run, updates, source, target = sys.argv[1:]
+with open(source) as f:
+    params = yaml.safe_load(f)
+params["runs"][run].update(updates=int(updates), log_points=10)
+with open(target, "w") as f:
+    yaml.safe_dump(params, f, sort_keys=False)
+PYTHON
+        (cd "$scratch" && python3 -m repro train "$run") > "$scratch.log" 2>&1 \
+            || { cat "$scratch.log" >> "$report"; die "the quick check's $run failed"; }
+    done
+    local differ=()
+    for name in history.csv model.weights.h5 run.json; do
+        cmp -s "$state/quick/a/runs/$run/$name" "$state/quick/b/runs/$run/$name" || differ+=("$name")
+    done
+    echo "== determinism, $run to update ${QUICK_UPDATES:-512} in two processes:" \
+         "${differ[*]:+THE BYTES DIFFER in ${differ[*]}}${differ[*]:-identical bytes}" >> "$report"
+}
+
+run() {
+    [ "${1:-}" = --deadline ] && [ -n "${2:-}" ] || die "usage: paper/device.sh run --deadline SECONDS [--check] GROUP..."
+    local deadline=$2 end=$((SECONDS + $2)) quick=0 out=${OUT:?run writes into \$OUT} group left rc trained=() cut=""
+    shift 2
+    [ "${1:-}" = --check ] && { quick=1; shift; }
+    [ "$#" -gt 0 ] || die "run needs the GROUPs to train (\`repro groups --lease\` packs them into leases)"
+    install
+    cd "$root/paper"
+    local unknown
+    unknown=$(comm -23 <(printf '%s\n' "$@" | sort -u) <(python3 -m repro groups | sort -u))
+    [ -z "$unknown" ] || die "not groups of paper/params.yaml: $unknown (\`repro groups\` lists them)"
     if ! git -C "$root" rev-parse HEAD > /dev/null 2>&1 && [ -z "${REPRO_GIT_COMMIT:-}" ]; then
         echo "device.sh: no git repository here: each run's provenance.json will name no commit" \
              "(set REPRO_GIT_COMMIT=<the commit sent> to record it)" >&2
     fi
-    python3 -m repro env > "${OUT:-$state}/env.txt"
-    local unknown
-    unknown=$(cd "$root/paper" && comm -23 <(printf '%s\n' "$@" | sort -u) <(python3 -m repro groups | sort -u))
-    [ -z "$unknown" ] || die "not groups of paper/params.yaml: $unknown (\`repro groups\` lists them)"
-    rm -f "$state/rc"
-    # Groups of one shape compile the same programs (Figure 1 (left)'s three seeds and Figure 3's two x + y
-    # runs; the operations sweep's groups of one table size; the minibatch interventions): JAX's persistent
-    # cache compiles each once per machine. A cached program is the same binary, so the bytes are the same;
-    # `check` trains without it, so that its two fp32 processes each compile.
+    local report="$out/lease.txt" log="$state/lease.log"
+    mkdir -p "$state" && : > "$log"
+    { python3 -m repro env; echo "== lease: $# group(s), a deadline of ${deadline} s"; } > "$report"
+    python3 -m repro generate > /dev/null
     export JAX_COMPILATION_CACHE_DIR="$state/jax-cache"
-    # A session of its own, so that the training outlives this call; its exit status is kept for `collect`.
-    printf '%s\n' "$@" > "$state/packed"  # skipped: neither trained nor sent back (check's run included)
-    REPRO="python3 -m repro" SKIP_GROUPS="$*" setsid nohup bash -c \
-        '"$1/paper/run-gpu.sh"; echo $? > "$2/rc"' _ "$root" "$state" > "$state/train.log" 2>&1 < /dev/null &
-    echo $! > "$state/pid"
-    echo "device.sh: training started (pid $(cat "$state/pid"), log $state/train.log)"
-}
-
-running() { [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2> /dev/null; }
-
-collect() {
-    local seconds=${1:?collect needs SECONDS, the longest it may wait}
-    [ -f "$state/pid" ] || die "nothing was started on this machine (a fresh one?): run \`paper/device.sh start\`"
-    local deadline=$((SECONDS + seconds))
-    while running && [ "$SECONDS" -lt "$deadline" ]; do sleep 5; done
-    environment
-    touch "$state/packed"
-    local fresh=() groups
-    groups=$(cd "$root/paper" && python3 -m repro groups)  # in the order of the figures
-    for group in $groups; do  # a group's folder appears whole when the group is finished
-        if [ -d "$root/paper/runs/$group" ] && ! grep -qxF "$group" "$state/packed"; then fresh+=("$group"); fi
+    [ "$quick" = 1 ] && quick_check "$report" "$@"
+    for group in "$@"; do  # state carried from an earlier lease
+        [ -f "lease/$(lease_file "$group")" ] && python3 -m repro unpack "lease/$(lease_file "$group")" "$group" >> "$log" 2>&1
     done
-    local out=${OUT:?collect writes into \$OUT}
-    if [ "${#fresh[@]}" -gt 0 ]; then
+    for group in "$@"; do
+        [ -d "runs/$group" ] && { trained+=("$group"); continue; }
+        left=$((end - SECONDS - LEASE_MARGIN))
+        if [ -n "$cut" ] || [ "$left" -lt 10 ]; then echo "== $group: not started (no time left)" >> "$report"; continue; fi
+        rc=0
+        python3 -m repro train "$group" --for "${left}s" >> "$log" 2>&1 || rc=$?
+        if [ -d "runs/$group" ] && [ ! -d "checkpoints/$group" ]; then
+            trained+=("$group"); echo "== $group: trained" >> "$report"
+        elif [ -d "checkpoints/$group" ]; then
+            cut=$group; echo "== $group: stopped at the deadline (exit $rc); its state goes back" >> "$report"
+        else
+            echo "== $group: failed (exit $rc); see train.log" >> "$report"
+        fi
+    done
+    if [ "${#trained[@]}" -gt 0 ]; then
         local archive
         archive="$out/runs-$(date -u +%Y%m%dT%H%M%S).tar.gz"
-        # The tables too, so that `unpack` can check that this machine made the ones made where it unpacks.
-        tar -czf "$archive" -C "$root/paper" data "${fresh[@]/#/runs/}"
-        if [ "$(stat -c %s "$archive")" -gt $((15 * 1024 * 1024)) ]; then  # the tool sends back 16 MiB a file
-            split -b 15M -d "$archive" "$archive.part-"
-            rm "$archive"
-        fi
-        printf '%s\n' "${fresh[@]}" >> "$state/packed"
+        tar -czf "$archive" data "${trained[@]/#/runs/}"
+        split_to_limit "$archive"
     fi
-    tail -c 1000000 "$state/train.log" > "$out/train.log"
-    echo "device.sh: packed ${#fresh[@]} finished group(s): ${fresh[*]:-none}"
-    if running; then
-        echo "device.sh: still training: call \`paper/device.sh collect SECONDS\` again now"
-    else
-        echo "device.sh: training ended with exit status $(cat "$state/rc" 2> /dev/null || echo unknown)"
+    if [ -n "$cut" ]; then
+        python3 -m repro pack "$cut" "$out/state-$(lease_file "$cut")" >> "$log" 2>&1
+        split_to_limit "$out/state-$(lease_file "$cut")"
     fi
+    tail -c 1000000 "$log" > "$out/train.log"
+    local count
+    count=$(find "$out" -maxdepth 1 -type f | wc -l)
+    if [ "$count" -gt "$LIMIT_FILES" ]; then  # the state is what can be done without: its group starts over
+        rm -f "$out"/state-*
+        echo "== $count files would not all come back (at most $LIMIT_FILES): $cut's state left out" >> "$report"
+    fi
+    echo "== packed ${#trained[@]} finished group(s): ${trained[*]:-none}; in flight: ${cut:-none}" >> "$report"
+    cat "$report"
 }
 
 check() {
@@ -188,13 +229,21 @@ unpack() {
     trap 'rm -rf "$there"' EXIT
     for archive in "$@"; do
         case "$archive" in
+            */state-*.tar|state-*.tar|*/state-*.tar.part-00|state-*.tar.part-00)  # a lease's in-flight state
+                local name=${archive##*/state-}
+                name=${name%.part-00}
+                mkdir -p "$root/paper/lease"
+                cat "${archive%.part-00}"* > "$root/paper/lease/$name"
+                echo "device.sh: paper/lease/$name: in-flight state for the next lease's \`run\`"
+                continue ;;
+            */state-*.tar.part-*|state-*.tar.part-*) continue ;;  # read with its .part-00
             *.part-00) cat "${archive%.part-00}".part-* > "$there/whole.tar.gz"; archive=$there/whole.tar.gz ;;
             *.part-*)  # read with its .part-00, which must be given too
                 [[ " $* " == *" ${archive%.part-*}.part-00 "* ]] \
                     || die "$archive is one piece of an archive: give its .part-00 as well (nothing was unpacked)"
                 continue ;;
             *.tar.gz) ;;
-            *) die "$archive is not a runs-*.tar.gz from \`paper/device.sh collect\`" ;;
+            *) die "$archive is neither a runs-*.tar.gz nor a state-*.tar from \`paper/device.sh run\`" ;;
         esac
         # Only plain files and folders with relative names: a link could point outside paper/, and DVC would
         # then cache (and push) whatever it points to.
@@ -219,6 +268,10 @@ unpack() {
                  "(delete it and unpack again to take the new one)" >&2
         fi
     done
+    for group in $("${repro[@]}" groups); do  # a group brought back whole needs no carried state
+        [ -d "runs/$group" ] && rm -f "lease/$(lease_file "$group")"
+    done
+    [ -d "$there/data" ] || { "${repro[@]}" trained; return; }  # only state came back
     "${repro[@]}" generate > /dev/null  # the tables the runs' DVC stages depend on
     diff -r "$there/data" data > /dev/null \
         || die "the operation tables made there differ from those made here: the runs are unpacked, but were" \
@@ -229,6 +282,6 @@ unpack() {
 command=${1:-}
 shift || true
 case "$command" in
-    wheels|check|start|collect|unpack) "$command" "$@" ;;
-    *) die "usage: paper/device.sh wheels | check | start [GROUP...] | collect SECONDS | unpack FILE..." ;;
+    wheels|run|check|unpack) "$command" "$@" ;;
+    *) die "usage: paper/device.sh wheels | run --deadline SECONDS [--check] GROUP... | check | unpack FILE..." ;;
 esac

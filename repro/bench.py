@@ -4,6 +4,7 @@ and `repro savings` (what the stopping rule saves, read from committed histories
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -71,14 +72,22 @@ def batch_updates(run: RunConfig) -> float:
 
 
 def rate_for(rates: dict[int, float], runs: int) -> float:
-    """The measured total rate of the largest measured group no larger than `runs`."""
-    return rates[max(size for size in rates if size <= runs)]
+    """The total rate of a group of `runs` runs: the measured one, else interpolated on a log scale of the size
+    between the nearest sizes measured below and above (stacking more runs helps less and less), else that of
+    the largest size measured below (no extrapolation upwards)."""
+    below = max(size for size in rates if size <= runs)
+    above = [size for size in rates if size > runs]
+    if below == runs or not above:
+        return rates[below]
+    above_size = min(above)
+    share = (math.log(runs) - math.log(below)) / (math.log(above_size) - math.log(below))
+    return rates[below] + share * (rates[above_size] - rates[below])
 
 
 def group_seconds(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, float]:
     """Seconds of training per group at `rates` (model kind → group size → total updates/s).
 
-    Each group trains at the rate measured for its size (or the nearest smaller size measured); a full-batch
+    Each group trains at the rate measured for its size (or interpolated, `rate_for`); a full-batch
     update counts as (training set / 512) batch-512 updates. Start-up and evaluation are left out.
     """
     seconds = {}
@@ -101,6 +110,24 @@ def estimate(config: Config, rates: dict[str, dict[int, float]]) -> dict[str, di
         entry["updates"] += sum(run.training.updates for run in members)
         entry["hours"] += seconds[group.name] / 3600
     return out
+
+
+def parse_rates(given: tuple[str, ...], kinds: list[str]) -> dict[str, dict[int, float]]:
+    """`repro estimate --rates`: "KIND:RUNS=RATE,RUNS=RATE" once per model kind → kind → runs → updates/s."""
+    rates: dict[str, dict[int, float]] = {}
+    for text in given:
+        try:
+            kind, pairs = text.split(":", 1)
+            rates[kind] = {int(runs): float(rate) for runs, rate in (pair.split("=") for pair in pairs.split(","))}
+        except ValueError:
+            raise ConfigError(f"--rates {text!r} is not KIND:RUNS=RATE,… (for example transformer:1=2100,24=5300)") \
+                from None
+        if 1 not in rates[kind] or any(rate <= 0 for rate in rates[kind].values()):
+            raise ConfigError(f"--rates {text!r} needs a positive rate for 1 run (groups of any size fall back on it)")
+    missing = [kind for kind in kinds if kind not in rates]
+    if missing:
+        raise ConfigError(f"--rates gives no rates for {', '.join(missing)}, which params.yaml's runs use")
+    return rates
 
 
 def save_estimate(path: Path, config: Config, device: str, rates: dict[str, dict[int, float]],
@@ -148,6 +175,14 @@ def figure_order(config: Config) -> list[str]:
         *of(f.operations), *of(f.interventions), *config.groups,
     ]
     return list(dict.fromkeys(ordered))
+
+
+def run_counts(config: Config, names: list[str]) -> list[int]:
+    """The run counts of groups `names`, each once, smallest first: the group sizes to `repro bench`."""
+    unknown = [name for name in names if name not in config.groups]
+    if unknown:
+        raise ConfigError(f"not groups of params.yaml: {', '.join(unknown)} (`repro groups` lists them)")
+    return sorted({len(config.groups[name].members) for name in names})
 
 
 def leases(ordered: list[str], seconds: dict[str, float], lease: float) -> list[list[str]]:

@@ -332,13 +332,16 @@ def bench(context: click.Context, updates: int, repeats: int, model_names: tuple
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write every group's seconds, with the device and rates measured, to this JSON file "
                    "(for `repro groups --lease`).")
+@click.option("--rates", "given", multiple=True, metavar="KIND:RUNS=RATE,…",
+              help="Rates measured elsewhere instead of measuring here, for example transformer:1=2100,24=5300 "
+                   "(updates/s of groups of that many runs, all together); once per model kind.")
 @click.pass_context
 @_clear_errors
-def estimate(context: click.Context, per_group: bool, save: Path | None) -> None:
+def estimate(context: click.Context, per_group: bool, save: Path | None, given: tuple[str, ...]) -> None:
     """Estimates the training time of every group in params.yaml from this machine's `repro bench`.
 
-    Each group trains at the rate measured for its size (the nearest smaller
-    size measured). A full-batch update is counted as (training set / 512)
+    Each group trains at the rate measured for its size, or interpolated
+    between the sizes measured (bench.rate_for). A full-batch update is counted as (training set / 512)
     batch-512 updates. Start-up and evaluation are left out.
     """
     from repro import bench as bench_module
@@ -346,9 +349,13 @@ def estimate(context: click.Context, per_group: bool, save: Path | None) -> None
     config = _config(context)
     kinds = sorted({run.model.kind for run in config.runs.values()})
     models = {m.kind: m for m in config.models.values()}
-    rates = {kind: {size: bench_module.measure(models[kind], size).median for size in bench_module.group_sizes()}
-             for kind in kinds}
-    click.echo(f"device: {_device()}")
+    if given:
+        rates, device = bench_module.parse_rates(given, kinds), f"rates given: {' '.join(given)}"
+    else:
+        rates = {kind: {size: bench_module.measure(models[kind], size).median for size in bench_module.group_sizes()}
+                 for kind in kinds}
+        device = _device()
+    click.echo(f"device: {device}")
     for kind, by_size in rates.items():
         click.echo(f"measured {kind}: " + ", ".join(f"{size} run(s) {r:,.1f} updates/s" for size, r in by_size.items()))
     groups = bench_module.estimate(config, rates)
@@ -362,7 +369,7 @@ def estimate(context: click.Context, per_group: bool, save: Path | None) -> None
         for name in bench_module.figure_order(config):
             click.echo(f"  {name}: {len(config.groups[name].members)} run(s), {seconds[name] / 60:,.1f} min")
     if save is not None:
-        bench_module.save_estimate(save, config, _device(), rates, seconds)
+        bench_module.save_estimate(save, config, device, rates, seconds)
         click.echo(f"{save}: every group's seconds on this device")
 
 
@@ -497,9 +504,14 @@ def env(as_json: bool) -> None:
               help="Pack the groups into leases of this many seconds (needs --estimate): one lease a line.")
 @click.option("--estimate", "estimate_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A `repro estimate --save` file: every group's seconds on the lent device.")
+@click.option("--sizes", "sizes_of", is_flag=True,
+              help="Print, for the groups NAMES, one `--runs N` option per run count among them (for `repro "
+                   "bench`: the shapes a lease trains).")
+@click.argument("names", nargs=-1)
 @click.pass_context
 @_clear_errors
-def groups(context: click.Context, lease: float | None, estimate_path: Path | None) -> None:
+def groups(context: click.Context, lease: float | None, estimate_path: Path | None, sizes_of: bool,
+           names: tuple[str, ...]) -> None:
     """Prints every group's name, one a line, in the order of the figures.
 
     Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2
@@ -513,6 +525,11 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
 
     config = _config(context)
     ordered = bench_module.figure_order(config)
+    if names and not sizes_of:
+        raise ConfigError("group names are read only with --sizes")
+    if sizes_of:
+        click.echo(" ".join(f"--runs {n}" for n in bench_module.run_counts(config, list(names))))
+        return
     if lease is None:
         for name in ordered:
             click.echo(name)
@@ -536,7 +553,7 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
                    "named run stopped before its budget (`repro train --for`): figures and claims then say what is "
                    "not trained yet.")
 @click.option("--groups", "groups_only", is_flag=True,
-              help="Print only the groups trained here, one a line: those `paper/device.sh start` is to skip.")
+              help="Print only the groups trained here, one a line: those no lease needs to train.")
 @click.pass_context
 @_clear_errors
 def trained(context: click.Context, stages_only: bool, partial: bool, groups_only: bool) -> None:

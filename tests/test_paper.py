@@ -68,11 +68,15 @@ def test_paper_is_a_dvc_project_of_its_own_so_the_root_speaks_of_the_laptop_only
 def test_estimate_counts_full_batch_updates_by_their_size(paper):
     groups = bench.estimate(paper, {"transformer": {1: 36.0, 8: 80.0}, "mlp": {1: 1000.0}})
     assert groups["div_adam_0"]["hours"] == pytest.approx(1_000_000 / 36.0 / 3600)
-    # A group of 60 runs trains at the rate measured for 8 runs together (the largest size measured below 60).
+    # A group of 20 runs (a seed's) trains at the rate measured for 8 runs together (the largest size measured,
+    # none above it to interpolate towards).
     fractions = paper.sweeps["s5_fractions"]
-    assert groups["s5_fractions"]["groups"] == 1 and groups["s5_fractions"]["runs"] == len(fractions.members)
+    assert groups["s5_fractions"]["groups"] == 3 and groups["s5_fractions"]["runs"] == len(fractions.members)
     assert groups["s5_fractions"]["hours"] == pytest.approx(
         sum(paper.runs[n].training.updates for n in fractions.members) / 80.0 / 3600)
+    # Between two sizes measured, on a log scale of the size: 4 runs lie halfway between 2 and 8.
+    assert bench.rate_for({1: 10.0, 2: 20.0, 8: 40.0}, 4) == pytest.approx(30.0)
+    assert bench.rate_for({1: 10.0, 2: 20.0, 8: 40.0}, 2) == 20.0 and bench.rate_for({1: 10.0}, 50) == 10.0
     full = next(paper.runs[n] for n in paper.sweeps["s5_interventions"].members if paper.runs[n].training.full_batch)
     # A full-batch update on 14,400 · fraction equations costs that many / 512 minibatch updates.
     assert bench.batch_updates(full) == pytest.approx(
@@ -150,47 +154,57 @@ def _run(*command, cwd, env=None):
     return result.stdout + result.stderr
 
 
+def _machines(tmp_path: Path, raw: dict, there_name: str = "there") -> tuple[Path, Path, dict, Path]:
+    """A lent machine's copy of the checkout (no .git, its python3 ours, jax on a CPU), one here, the env and
+    the $OUT folder of the device tool."""
+    there, here = tmp_path / there_name, tmp_path / "here"
+    for root in (there, here):
+        if root.exists():
+            continue
+        (root / "paper").mkdir(parents=True)
+        for name in ("device.sh", "dvc.yaml", ".gitignore"):
+            shutil.copy(REPO / "paper" / name, root / "paper" / name)
+        (root / "paper/params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    if not (there / "repro").exists():
+        (there / "repro").symlink_to(REPO / "repro")  # no .git there, as on a lent machine
+    if not (here / "repro").exists():
+        shutil.copytree(REPO / "repro", here / "repro", ignore=shutil.ignore_patterns("__pycache__"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the machine's python3: ours
+    (bin_dir / "python3").chmod(0o755)
+    out = tmp_path / f"{there_name}-out"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out),
+           "DEVICE_STATE": str(tmp_path / f"{there_name}-state"), "DEVICE_ALLOW_CPU": "1",
+           "REPRO_GIT_COMMIT": "abc123", "GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    return there, here, env, out
+
+
 def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
-    """paper/device.sh there (here on a CPU, jax backend), then unpack, `dvc commit` and `dvc repro` here.
+    """paper/device.sh there (here on a CPU, jax backend): a full check, then one lease that trains every group;
+    then unpack, `dvc commit` and `dvc repro` here.
 
     The same bytes arrive, DVC trains nothing, and the paper pipeline ends up clean, claims report included.
     """
     raw = tiny_paper_params()
-    there, here = tmp_path / "there", tmp_path / "here"
-    for root in (there, here):
-        (root / "paper").mkdir(parents=True)
-        for name in ("device.sh", "run-gpu.sh", "dvc.yaml", ".gitignore"):
-            shutil.copy(REPO / "paper" / name, root / "paper" / name)
-        (root / "paper/params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    (there / "repro").symlink_to(REPO / "repro")  # no .git there, as on a lent machine
-    shutil.copytree(REPO / "repro", here / "repro", ignore=shutil.ignore_patterns("__pycache__"))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # the machine's python3: ours
-    (bin_dir / "python3").chmod(0o755)
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}", "OUT": str(out),
-           "DEVICE_STATE": str(tmp_path / "state"), "DEVICE_ALLOW_CPU": "1", "REPRO_GIT_COMMIT": "abc123",
-           "GIT_CEILING_DIRECTORIES": str(tmp_path)}
-
+    there, here, env, out = _machines(tmp_path, raw)
     checked = _run("bash", "paper/device.sh", "check", cwd=there,
                    env={**env, "CHECK_BENCH_ARGS": "--runs 1 --repeats 1 --updates 5"})
     assert "transformer, 1 run(s):" in checked and "fp32 in two processes: identical bytes" in checked
     assert "TF32 against fp32: histories identical" in checked  # a CPU has no TF32
     assert (out / "check.txt").read_text() == checked and (there / "paper/runs/add_decay/run.json").is_file()
-    assert "training started" in _run("bash", "paper/device.sh", "start", cwd=there, env=env)
-    groups = len(config.load(there / "paper/params.yaml").groups)
-    packed = _run("bash", "paper/device.sh", "collect", "900", cwd=there, env=env)  # waits for the end
-    assert f"packed {groups} finished group(s): s5_fractions/s5_mul-adamw-seed0 div_adam_0" in packed
-    log = (out / "train.log").read_text()
-    assert "every group is trained" in log and "backend: jax" in (out / "env.txt").read_text()
-    assert "training add_decay" not in log  # `check` made it
-    assert any((tmp_path / "state/jax-cache").glob("jit__train_chunk_function-*"))  # `start` compiles into it
+    (out / "check.txt").unlink()
+    ordered = bench.figure_order(config.load(there / "paper/params.yaml"))
+    leased = _run("bash", "paper/device.sh", "run", "--deadline", "900", "--check", *ordered, cwd=there, env=env)
+    assert f"packed {len(ordered)} finished group(s): {' '.join(ordered)}; in flight: none" in leased
+    assert "add_decay to update 512 in two processes: identical bytes" in leased  # the quick check
+    assert "backend: jax" in leased and (out / "lease.txt").read_text() == leased
+    assert "add_decay: trained" not in leased  # `check` made it
+    assert any((tmp_path / "there-state/jax-cache").glob("jit__train_chunk_function-*"))  # `run` compiles into it
     assert "abc123 (given by REPRO_GIT_COMMIT" in (there / "paper/runs/add_decay/provenance.json").read_text()
     archives = [str(p) for p in out.glob("runs-*.tar.gz")]
-    assert len(archives) == 1 and "packed 0 finished" in _run("bash", "paper/device.sh", "collect", "1",
-                                                              cwd=there, env=env)
+    assert len(archives) == 1 and not list(out.glob("state-*"))
 
     _run("git", "init", "-q", cwd=here)
     _run("dvc", "init", "--subdir", "-q", cwd=here / "paper", env=env)  # paper/ is a DVC project of its own
@@ -235,6 +249,48 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     assert "up to date" in _run("dvc", "status", "dvc.yaml", cwd=here / "paper", env=env)
     assert json.loads((here / "paper/records/operations.json").read_text())["missing_groups"] == []
     assert "scale `paper-tiny`" in (here / "paper/reports/claims.md").read_text()
+
+
+def test_a_lease_cut_by_its_deadline_sends_back_what_it_may_and_the_next_lease_continues(tmp_path):
+    """One foreground call a lease, under the device tool's limits, rehearsed on a CPU: it returns before its
+    deadline, its files are few and small enough to come back (here 128 KiB a file, so that the state splits), it
+    sends the group it finished whole and the state of the one cut short; a fresh machine carrying that
+    state continues the run where it stopped."""
+    import time
+
+    raw = tiny_paper_params()
+    raw["runs"]["div_adam_0"]["updates"] = 10 ** 6  # far more than a lease
+    first = "s5_fractions/s5_mul-adamw-seed0"
+    there, here, env, out = _machines(tmp_path, raw)
+    limits = {"LIMIT_BYTES": str(2 ** 17), "LIMIT_FILES": "8"}
+    began = time.monotonic()
+    leased = _run("bash", "paper/device.sh", "run", "--deadline", "80", first, "div_adam_0", "add_decay", cwd=there,
+                  env={**env, **limits})
+    assert time.monotonic() - began < 80
+    assert f"{first}: trained" in leased and "div_adam_0: stopped at the deadline" in leased
+    assert "add_decay: not started (no time left)" in leased
+    sent = sorted(out.iterdir())
+    assert len(sent) <= 8 and all(f.is_file() and f.stat().st_size <= 2 ** 17 for f in sent)
+    assert any(f.name.startswith("state-div_adam_0.tar.part-01") for f in sent)  # split to fit
+    brought = [str(f) for f in sent if f.name.startswith(("state-", "runs-"))]
+
+    _run("git", "init", "-q", cwd=here)
+    _run("dvc", "init", "--subdir", "-q", cwd=here / "paper", env=env)
+    unpacked = _run("bash", "paper/device.sh", "unpack", *brought, cwd=here, env=env)
+    assert "paper/lease/div_adam_0.tar: in-flight state" in unpacked
+    assert (here / "paper/runs" / first / "s5_mul-0.5-0-adamw/history.csv").is_file()
+    state = here / "paper/lease/div_adam_0.tar"
+    packed = json.loads(subprocess.run(["tar", "-xOf", str(state), "pack.json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    reached = packed["checkpoints"][0]["updates"]
+    assert reached > 0
+
+    # The next lease: a fresh machine, carrying paper/lease/ as the working tree carries it.
+    again, _, env2, out2 = _machines(tmp_path, raw, "again")
+    shutil.copytree(here / "paper/lease", again / "paper/lease")
+    leased = _run("bash", "paper/device.sh", "run", "--deadline", "60", "div_adam_0", cwd=again, env=env2)
+    assert "div_adam_0: stopped at the deadline" in leased
+    assert f"resuming from update {reached}" in (out2 / "train.log").read_text()
 
 
 def test_run_gpu_skips_the_groups_it_is_told_and_those_already_finished(tmp_path):
