@@ -9,13 +9,16 @@
 #                                      evaluation, figure and the claims report whose inputs are here, one
 #                                      stage at a time (`dvc repro -s`): nothing else is ever trained.
 #   paper/campaign.sh status           where each run stands.
+#   paper/campaign.sh adopt COMMIT     carries each run in flight (a state file in paper/campaign/) across a change
+#                                      of the training code since COMMIT, the commit that trained it, if both codes
+#                                      continue it to the same bytes (`repro adopt`, docs/paper-scale.md); else
+#                                      leaves it as it is and fails.
 #
 # A session runs `nice -n 19 paper/campaign.sh train 2h &` at its start, then `record` and commits paper/
 # before it stops (and at least hourly: `train` packs its state only when it stops, so stop it first with
 # `kill -TERM` on its process group, which checkpoints within seconds). The state files are in git so that
 # a run survives a change of machine; they resume only under the same training code and library versions
-# (repro/checkpoints.py), which a session must not change while a run is in flight unless it accepts a
-# restart.
+# (repro/checkpoints.py): after a change of that code, `adopt` checks that the run continues as before.
 set -euo pipefail
 cd "$(dirname "$0")"
 RUNS=(add_decay add_no_decay s5_decay div_adam_0 div_adam_1 div_adam_2)
@@ -89,6 +92,19 @@ run_stage() {  # dvc repro -s STAGE, or a word that its inputs are not all here 
   fi
 }
 
+adopt() {
+    local commit=$1 old run
+    old=$(mktemp -d)
+    git worktree add --detach "$old/code" "$commit" > /dev/null
+    trap 'git worktree remove --force "$old/code"; rm -rf "$old"' EXIT
+    for run in "${RUNS[@]}"; do
+        [ -f "$STATE/$run.tar" ] || continue
+        $REPRO unpack "$STATE/$run.tar" "$run"
+        $REPRO adopt "$run" --old-code "$old/code"
+        $REPRO pack "$run" "$STATE/$run.tar"
+    done
+}
+
 status() {
   for run in "${RUNS[@]}"; do
     echo "$run: $(state_of "$run")$([ -f "$STATE/$run.tar" ] && echo " (state: $STATE/$run.tar)")"
@@ -99,5 +115,7 @@ case ${1:-} in
   train) [ $# = 2 ] || { echo "usage: $0 train DURATION (e.g. 2h)" >&2; exit 2; }; train "$2" ;;
   record) record ;;
   status) status ;;
-  *) echo "usage: $0 train DURATION | record | status" >&2; exit 2 ;;
+  adopt) [ $# = 2 ] || { echo "usage: $0 adopt COMMIT (the commit that trained the runs in flight)" >&2; exit 2; }
+         adopt "$2" ;;
+  *) echo "usage: $0 train DURATION | record | status | adopt COMMIT" >&2; exit 2 ;;
 esac
