@@ -156,10 +156,11 @@ def read_estimate(path: Path, groups: list[str]) -> dict[str, float]:
 
 
 def figure_order(config: Config) -> list[str]:
-    """Every group, in the order in which to train a scale when time is short.
+    """Every group, in the order in which to train a scale when time is short (or GPU leases are few).
 
-    Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2 (right), Figure 2 (left), then any other
-    group. In a sweep, full-batch groups (one per fraction, the costliest) come last.
+    Figure 1 (center) seed by seed, Figure 2 (left), Figure 2 (right), then the named runs: Figure 1 (left)
+    with Figure 4 and Figure 3 (which a CPU can train a slice at a time), then any other group. In a
+    sweep, full-batch groups (one per fraction and seed, the costliest) come last.
     """
     from repro.claims import seeds_of
 
@@ -171,8 +172,8 @@ def figure_order(config: Config) -> list[str]:
                       key=lambda g: config.runs[config.groups[g].members[0]].training.full_batch)
 
     ordered = [
-        *of(f.fractions), *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)),
-        *of(f.operations), *of(f.interventions), *config.groups,
+        *of(f.fractions), *of(f.interventions), *of(f.operations),
+        *first, *(config.runs[name].group for name in (*f.curves[1:], *f.embeddings)), *config.groups,
     ]
     return list(dict.fromkeys(ordered))
 

@@ -504,20 +504,23 @@ def env(as_json: bool) -> None:
               help="Pack the groups into leases of this many seconds (needs --estimate): one lease a line.")
 @click.option("--estimate", "estimate_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A `repro estimate --save` file: every group's seconds on the lent device.")
+@click.option("--skip-trained", is_flag=True,
+              help="With --lease: leave out the groups runs/ holds whole here (`repro trained --groups`).")
 @click.option("--sizes", "sizes_of", is_flag=True,
               help="Print, for the groups NAMES, one `--runs N` option per run count among them (for `repro "
                    "bench`: the shapes a lease trains).")
 @click.argument("names", nargs=-1)
 @click.pass_context
 @_clear_errors
-def groups(context: click.Context, lease: float | None, estimate_path: Path | None, sizes_of: bool,
-           names: tuple[str, ...]) -> None:
+def groups(context: click.Context, lease: float | None, estimate_path: Path | None, skip_trained: bool,
+           sizes_of: bool, names: tuple[str, ...]) -> None:
     """Prints every group's name, one a line, in the order of the figures.
 
-    Figure 1 (center), Figure 1 (left) with Figure 4, Figure 3, Figure 2
-    (right), Figure 2 (left), then any other group: the order in which to
-    train a scale when time is short (`paper/run-gpu.sh` follows it). In a
-    sweep, full-batch groups (one per fraction, the costliest) come last.
+    Figure 1 (center) seed by seed, Figure 2 (left), Figure 2 (right), then
+    the named runs of Figure 1 (left) with Figure 4 and of Figure 3, then any
+    other group: the order in which to train a scale when time is short
+    (`paper/run-gpu.sh` follows it; bench.figure_order). In a sweep,
+    full-batch groups (one per fraction and seed, the costliest) come last.
     With --lease and --estimate, packs them into leases of that many seconds,
     first fit in that order, one lease a line.
     """
@@ -538,10 +541,33 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
         raise ConfigError("--lease needs --estimate FILE, every group's seconds (`repro estimate --save FILE` on "
                           "the device the leases lend)")
     seconds = bench_module.read_estimate(estimate_path, ordered)
+    if skip_trained:
+        ordered = [name for name in ordered if not _complete(config, name)]
     for number, packed in enumerate(bench_module.leases(ordered, seconds, lease), start=1):
         used = sum(seconds[name] for name in packed)
         note = ", longer than a lease, resumed across leases" if used > lease else ""
         click.echo(f"lease {number} ({used:,.0f} of {lease:,.0f} s{note}): {' '.join(packed)}")
+
+
+def _made(config, name: str) -> dict | None:
+    """run.json of run `name` if runs/ holds it made with params.yaml's parameters, its files all there."""
+    from repro import evaluate, run_folder
+
+    run_dir = RUNS_DIR / config.runs[name].directory
+    try:
+        record = run_folder.read(run_dir, config.runs[name])
+        evaluate.fingerprints(run_dir, record)  # a history or weights file missing: not trained
+    except ConfigError:
+        return None
+    return record
+
+
+def _complete(config, group: str) -> bool:
+    """Whether every run of `group` is here, whole (not stopped before its budget)."""
+    from repro import run_folder
+
+    records = [_made(config, member) for member in config.groups[group].members]
+    return all(r is not None and run_folder.PARTIAL not in r for r in records)
 
 
 @main.command()
@@ -563,7 +589,7 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
     groups are all here, each run made with params.yaml's parameters, can be
     recorded in DVC with `dvc commit -f STAGE` instead of being trained again.
     """
-    from repro import evaluate, run_folder
+    from repro import run_folder
 
     config = _config(context)
     # stage: (its sweep, or None for a named run; its groups)
@@ -571,18 +597,9 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
                  if run.group == name},
               **{f"train_sweep@{name}": (name, config.trained_by(name)) for name in config.sweeps}}
 
-    def made(name: str) -> dict | None:  # run.json of a run made with params.yaml's parameters, its files all there
-        run_dir = RUNS_DIR / config.runs[name].directory
-        try:
-            record = run_folder.read(run_dir, config.runs[name])
-            evaluate.fingerprints(run_dir, record)  # a history or weights file missing: not trained
-        except ConfigError:
-            return None
-        return record
-
     recorded, done_groups = [], []
     for stage, (sweep, groups) in stages.items():
-        records = {member: made(member) for g in groups for member in g.members}
+        records = {member: _made(config, member) for g in groups for member in g.members}
         done = [g.name for g in groups if all(records[m] is not None and run_folder.PARTIAL not in records[m]
                                               for m in g.members)]
         done_groups += done
