@@ -44,7 +44,7 @@ def _group(**overrides):
     raw = tiny_params()
     raw["sweeps"]["grid"]["training"].update(overrides)
     cfg = config.parse(raw)
-    runs = [cfg.runs[name] for name in cfg.group("grid/add-adamw").members]
+    runs = [cfg.runs[name] for name in cfg.group("grid/add-adamw-seed0").members]
     return runs, [datasets.make(run.dataset) for run in runs]
 
 
@@ -158,15 +158,15 @@ def test_a_sweep_trains_in_one_process_with_programs_shared_across_groups(tmp_pa
     raw = tiny_params()
     cfg = config.parse(raw)
     groups = cfg.trained_by("grid")
-    assert [g.name for g in groups] == ["grid/s5_mul-adamw", "grid/s5_mul-minibatch_adam", "grid/add-adamw",
-                                        "grid/add-minibatch_adam"]
+    assert [g.name for g in groups] == ["grid/s5_mul-adamw-seed0", "grid/s5_mul-minibatch_adam-seed0", "grid/add-adamw-seed0",
+                                        "grid/add-minibatch_adam-seed0"]
     jobs = [(g.name, [cfg.runs[m] for m in g.members], [datasets.make(cfg.runs[m].dataset) for m in g.members])
             for g in groups]
     together = train.train_groups("grid", jobs, tmp_path / "sweep", tmp_path / "ckpt", checkpoint_seconds=0)
     alone = train.train_groups(jobs[2][0], [jobs[2]], tmp_path / "alone", tmp_path / "ckpt2", checkpoint_seconds=0)
     assert np.array_equal(together.histories[2], alone.histories[0]) and not together.stopped
     for name in OUTPUTS[:2]:
-        assert (tmp_path / "sweep/add-adamw/add-0.5-0-adamw" / name).read_bytes() == \
+        assert (tmp_path / "sweep/add-adamw-seed0/add-0.5-0-adamw" / name).read_bytes() == \
             (tmp_path / "alone/add-0.5-0-adamw" / name).read_bytes()
     assert not list((tmp_path / "ckpt").rglob("*.npz"))  # checkpoints go once the outputs are written
     trainers = [train.GroupTrainer(runs, data) for _, runs, data in jobs]
@@ -182,7 +182,7 @@ def test_a_run_whose_weights_are_not_kept_records_their_digest(tmp_path):
     from repro import embeddings, models, run_folder
 
     cfg = config.parse(tiny_params())
-    group = cfg.group("grid/add-adamw")
+    group = cfg.group("grid/add-adamw-seed0")
     jobs = [(group.name, [cfg.runs[m] for m in group.members], [datasets.make(cfg.runs[m].dataset) for m in group.members])]
     kept, dropped = "grid/add-0.5-0-adamw", "grid/add-0.8-0-adamw"
     train.train_groups(group.name, jobs, tmp_path / "some", tmp_path / "ckpt", checkpoint_seconds=0,

@@ -98,7 +98,7 @@ def test_a_run_without_its_weights_file_compares_on_the_files_it_has():
 def test_verify_of_a_member_not_trained_yet_says_its_sweep_is_partial(workdir):
     _git(workdir, "init", "-q")
     (workdir / "records").mkdir()
-    record = {"grid": {}, "missing_groups": ["grid/add-adamw", "grid/add-minibatch_adam"], "runs": {}}
+    record = {"grid": {}, "missing_groups": ["grid/add-adamw-seed0", "grid/add-minibatch_adam-seed0"], "runs": {}}
     (workdir / "records/grid.json").write_text(json.dumps(record))
     _commit(workdir)
     result = repro("verify", "grid/add-0.5-0-adamw", cwd=workdir, check=False)
