@@ -93,8 +93,8 @@ run_stage() {  # dvc repro -s STAGE, or a word that its inputs are not all here 
 }
 
 adopt() {
-    local commit=$1 old run
-    old=$(mktemp -d)
+    local commit=$1 run
+    old=$(mktemp -d)  # global: the EXIT trap reads it after this function has returned
     git worktree add --detach "$old/code" "$commit" > /dev/null
     trap 'git worktree remove --force "$old/code"; rm -rf "$old"' EXIT
     for run in "${RUNS[@]}"; do

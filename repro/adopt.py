@@ -27,13 +27,14 @@ from repro import checkpoints, files
 from repro.config import Config, ConfigError
 
 # Runs in a process of its own under either code: only what both versions have (GroupTrainer, its shards'
-# restore, train and state_arrays). argv: checkpoint, group, precision, updates, output file.
+# restore, train and state_arrays). argv: checkpoint, group, precision, updates, output file, params file
+# (each code reads the parameters in its own checkout's format; the runs' fingerprint must be the checkpoint's).
 _CONTINUE = r"""
 import inspect, json, sys
 import numpy as np
 from repro import config, datasets, files, train
 path, group, precision, updates, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-cfg = config.load()
+cfg = config.load(sys.argv[6])
 runs = [cfg.runs[m] for m in cfg.groups[group].members]
 data = [datasets.make(r.dataset) if r.dataset_name is None else datasets.load(files.DATA_DIR / r.dataset_name, r.dataset)
         for r in runs]
@@ -43,6 +44,9 @@ shard = next(s for s in trainer.shards if s.positions[0] == position)
 with np.load(path) as saved:
     meta = json.loads(str(saved["meta"]))
     arrays = [saved[f"state_{i}"] for i in range(sum(1 for n in saved.files if n.startswith("state_")))]
+members = [runs[p] for p in shard.positions]
+if train.group_fingerprint(members, precision) != meta["identity"]["runs"]:
+    sys.exit(f"{sys.argv[6]} gives {group} other parameters than the checkpoint's")
 if len(inspect.signature(shard.restore).parameters) == 2:
     shard.restore(arrays, meta)
 else:
@@ -53,11 +57,22 @@ np.savez(out, *shard.state_arrays())
 """
 
 
-def _continue(code: Path, checkpoint: Path, group: str, precision: str, updates: int, out: Path) -> list[np.ndarray]:
+def _params(code: Path, here: Path) -> Path:
+    """The parameter file the code under `code` is to read: its own checkout's copy of ./params.yaml where there
+    is one (an older checkout may not know the keys added since), else ./params.yaml."""
+    try:
+        theirs = code / Path.cwd().resolve().relative_to(here) / "params.yaml"
+    except ValueError:  # not in this checkout: the same file for both
+        return Path("params.yaml").resolve()
+    return theirs if theirs.is_file() else Path("params.yaml").resolve()
+
+
+def _continue(code: Path, checkpoint: Path, group: str, precision: str, updates: int, out: Path,
+              params: Path) -> list[np.ndarray]:
     """The state after `updates` more updates from `checkpoint`, computed by the package under `code`."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     found = subprocess.run([sys.executable, "-c", _CONTINUE, str(checkpoint), group, precision, str(updates),
-                            str(out)], env=env, capture_output=True, text=True)
+                            str(out), str(params)], env=env, capture_output=True, text=True)
     if found.returncode:
         raise ConfigError(f"the code under {code} could not continue {checkpoint}:\n{found.stderr.strip()[-2000:]}")
     with np.load(out) as saved:
@@ -99,8 +114,10 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report) -> li
             raise ConfigError(f"{path} was not written by the code under {old_code} (its digests differ); give the "
                               f"checkout of the commit its last slice names ({meta['slices'][-1].get('commit')})")
         with tempfile.TemporaryDirectory() as tmp:
-            before = _continue(old_code, path, group, made_as["precision"], updates, Path(tmp) / "old.npz")
-            after = _continue(here, path, group, made_as["precision"], updates, Path(tmp) / "new.npz")
+            before = _continue(old_code, path, group, made_as["precision"], updates, Path(tmp) / "old.npz",
+                               _params(old_code, here))
+            after = _continue(here, path, group, made_as["precision"], updates, Path(tmp) / "new.npz",
+                              Path("params.yaml").resolve())
         same = len(before) == len(after) and all(
             a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(before, after))
         if not same:

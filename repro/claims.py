@@ -261,9 +261,12 @@ def _figure1(runs: list[dict], untrained: tuple[str, ...] = ()) -> list[Claim]:
 
     delays = [_leaves_chance_delay(r) for r in runs]
     late = [r["generalization_delay"] for r in runs]
-    measured = (f"leaves chance after {', '.join(f'{d:.1f}×' if isinstance(d, float) else str(d) for d in delays)} "
-                f"the updates to 99% training; 99% validation after "
-                f"{', '.join(f'{d}×' if isinstance(d, float) else str(d) for d in late)} ({setting})")
+    def each(values: list, reached: str, missing: str) -> str:  # a run trained in part has not got there *yet*
+        return ", ".join(reached.format(v) if isinstance(v, float) else missing + (" yet" if r.get("partial") else "")
+                         for v, r in zip(values, runs))
+
+    measured = (each(delays, "leaves chance after {:.1f}× the updates to 99% training", "has not left chance")
+                + "; " + each(late, "99% validation after {}×", "99% validation not reached") + f" ({setting})")
     s = runs[0]["setting"]
     if not _papers_setting(s):
         claims.append(_not_testable("fig1_generalizes_late", figure, statement, criterion, measured,
