@@ -220,7 +220,7 @@ class Savings:
         return self.saved / self.work if self.work else 0.0
 
 
-def savings(config: Config, histories_dir: Path, stop_after: int | None = None) -> list[Savings]:
+def savings(config: Config, histories_dir: Path, records_dir: Path, stop_after: int | None = None) -> list[Savings]:
     """Per sweep (and, with `stop_after`, per named run): where the stopping rule (history_csv.decided_at)
     stops each run whose history is committed, and the work that saves.
 
@@ -242,7 +242,9 @@ def savings(config: Config, histories_dir: Path, stop_after: int | None = None) 
             path = evaluate.history_file(histories_dir, member)
             if not path.is_file():
                 continue
-            until = _logged_to(path) if run.group == member else None  # a named run may be partial
+            # A named run trained in part is read as far as its record says (sweeps are recorded whole).
+            until = (evaluate.committed_partial(records_dir, member) or {}).get("updates") if run.group == member \
+                else None
             rows = history_csv.read(path, run, until=until).to_numpy(dtype=float)
             at = history_csv.decided_at(rows, run.training.stop_after if stop_after is None else stop_after)
             if at is None and rows[-1, 0] < run.training.updates:  # trained in part, not decided yet
@@ -255,8 +257,3 @@ def savings(config: Config, histories_dir: Path, stop_after: int | None = None) 
         found.append(Savings(name, len(members), read, stopping, work, saved))
     return found
 
-
-def _logged_to(path: Path) -> int:
-    """The last update a history logs (a named run trained in part, or stopped, is read as far as it went)."""
-    last = path.read_text(encoding="utf-8").rstrip("\n").rsplit("\n", 1)[-1]
-    return int(last.split(",", 1)[0])

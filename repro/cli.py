@@ -387,7 +387,7 @@ def savings(context: click.Context, stop_after: int | None) -> None:
     """
     from repro import bench as bench_module
 
-    found = bench_module.savings(_config(context), HISTORIES_DIR, stop_after)
+    found = bench_module.savings(_config(context), HISTORIES_DIR, RECORDS_DIR, stop_after)
     for s in found:
         if not s.read:
             click.echo(f"{s.name}: no whole history committed yet ({s.runs} run(s))")
