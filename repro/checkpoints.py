@@ -131,9 +131,19 @@ def restamp(path: Path, made_as: dict, check: dict) -> None:
         np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
 
 
+def meta(path: Path) -> dict:
+    """A checkpoint's description (its format, identity, updates and slices), without its arrays."""
+    with np.load(path) as saved:
+        return _meta(saved)
+
+
+def _meta(saved) -> dict:
+    return json.loads(str(saved["meta"])) if "meta" in saved.files else {"format": 1}
+
+
 def _read(path: Path) -> tuple[dict, np.ndarray, list[np.ndarray]]:
     with np.load(path) as saved:
-        meta = json.loads(str(saved["meta"])) if "meta" in saved.files else {"format": 1}
+        meta = _meta(saved)
         if meta.get("format") != FORMAT:
             return meta, np.zeros(0), []
         count = sum(1 for name in saved.files if name.startswith("state_"))
@@ -171,9 +181,10 @@ def _this_process() -> dict:
     from repro import backend, provenance
 
     git = provenance.git()
-    return {"host": platform.node(), "cpu": provenance.cpu().get("model"), "backend": backend.NAME,
-            "device": backend.accelerator(), "devices": backend.devices(), "commit": git["commit"],
-            "uncommitted_changes": git["uncommitted_changes"]}
+    cpu = provenance.cpu()
+    return {"host": platform.node(), "cpu": cpu.get("model"), "vector_extensions": cpu.get("vector_extensions"),
+            "backend": backend.NAME, "device": backend.accelerator(), "devices": backend.devices(),
+            "commit": git["commit"], "uncommitted_changes": git["uncommitted_changes"]}
 
 
 def slice_record(start: int, stop: int, seconds: float, started: float) -> dict:

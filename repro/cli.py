@@ -427,7 +427,8 @@ def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
         if outcome.made_on:
             m = outcome.made_on
             click.echo(f"  committed result made with {m['backend']} on {m['device']} ({m['precision']}), "
-                       f"CPU {m['cpu']}, {m['logical_cores']} cores, commit {str(m['commit'])[:10]}")
+                       f"CPU {m['cpu']} ({' '.join(m.get('vector_extensions') or ['vector units not recorded'])}), "
+                       f"{m['logical_cores']} cores, commit {str(m['commit'])[:10]}")
         if outcome.verdict == verify_module.OTHER_PARAMETERS:
             click.echo("  the committed result was made with other parameters than params.yaml's; nothing to "
                        "compare: check out the params.yaml that made it, or rerun and commit the results")

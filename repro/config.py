@@ -154,6 +154,7 @@ class FiguresConfig:
     interventions: str  # the sweep of Figure 2 (left)
     operations: str  # the sweep of Figure 2 (right)
     embeddings: tuple[str, ...]  # Figure 3: an S5 run, then modular addition with and without weight decay
+    decay_seeds: str | None  # a sweep repeating Figure 3's x + y pair at other seeds, for fig3_decay_clearer
     progress: tuple[str, ...]  # Figure 5: runs whose progress measures it plots (members of `progress`)
 
 
@@ -476,8 +477,55 @@ def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
         table=_one_of("figures.table", raw["table"], datasets, "datasets"),
         **{k: _one_of(f"figures.{k}", raw[k], sweeps, "sweeps") for k in ("fractions", "interventions", "operations")},
         embeddings=embeddings,
+        decay_seeds=_decay_seeds(raw["decay_seeds"], embeddings, runs, sweeps),
         progress=() if raw["progress"] == [] else _list("figures.progress", raw["progress"], str),
     )
+
+
+def decay_pairs(sweep: SweepConfig, embeddings: tuple[str, ...], runs: dict[str, RunConfig]) -> dict[int, tuple[str, str]]:
+    """{seed: (run with weight decay, run without)}: the members of `sweep` that repeat Figure 3's x + y pair
+    (embeddings[1], embeddings[2]) at another seed, the same in every other setting. Raises ConfigError when a
+    member repeats neither, or a seed lacks one of the two."""
+    pairs: dict[int, list[str | None]] = {seed: [None, None] for seed in sweep.seeds}
+    for member in sweep.members:
+        run, seed = runs[member], runs[member].training.seed
+        for side, name in enumerate(embeddings[1:]):
+            named = runs[name]
+            if (run.model == named.model and run.dataset == dataclasses.replace(named.dataset, seed=seed)
+                    and run.training == dataclasses.replace(named.training, seed=seed)):
+                pairs[seed][side] = member
+                break
+        else:
+            raise ConfigError(f"figures.decay_seeds: {member} is not {embeddings[1]} or {embeddings[2]} at another "
+                              f"seed (operation, fraction, model and training must be theirs; only the seed differs)")
+    for seed, (with_decay, without) in pairs.items():
+        if with_decay is None or without is None:
+            raise ConfigError(f"figures.decay_seeds: seed {seed} has no member repeating "
+                              f"{embeddings[1] if with_decay is None else embeddings[2]}; give the sweep both")
+    return {seed: (with_decay, without) for seed, (with_decay, without) in pairs.items()}
+
+
+def _decay_seeds(raw: Any, embeddings: tuple[str, ...], runs: dict[str, RunConfig],
+                 sweeps: dict[str, SweepConfig]) -> str | None:
+    """`figures.decay_seeds`: none, or a sweep repeating Figure 3's x + y pair at seeds other than theirs."""
+    if raw in (None, "none"):
+        return None
+    name = _one_of("figures.decay_seeds", raw, sweeps, "sweeps")
+    with_decay, without = (runs[n] for n in embeddings[1:])
+    if with_decay.training.weight_decay <= 0 or without.training.weight_decay != 0:
+        raise ConfigError(f"figures.decay_seeds: Figure 3's x + y pair must be with weight decay, then without "
+                          f"({embeddings[1]}: {with_decay.training.weight_decay:g}, {embeddings[2]}: "
+                          f"{without.training.weight_decay:g})")
+    taken = {with_decay.training.seed, without.training.seed} & set(sweeps[name].seeds)
+    if taken:
+        raise ConfigError(f"figures.decay_seeds: sweeps.{name} repeats seed {sorted(taken)[0]}, which "
+                          f"{embeddings[1]} and {embeddings[2]} already are; give it other seeds")
+    decay_pairs(sweeps[name], embeddings, runs)
+    unkept = [m for m in sweeps[name].members if not _keeps_weights(m, sweeps)]
+    if unkept:
+        raise ConfigError(f"figures.decay_seeds: Figure 3's claim reads the weights of {unkept[0]}, which "
+                          f"sweeps.{name}.keep_weights does not keep; keep them all")
+    return name
 
 
 def _progress(raw: Any, runs: dict[str, RunConfig], figures: FiguresConfig) -> tuple[str, ...]:
@@ -566,6 +614,10 @@ def parse(raw: Any) -> Config:
 
     figures = _figures(raw["figures"], datasets, runs, sweeps)
     scale = _value("scale", raw["scale"], str)
+    if scale.startswith("paper") and figures.decay_seeds:
+        # paper/dvc.yaml drops the stage input (repro/pipelines.py): the paper shows one run each, and so do we.
+        raise ConfigError("figures.decay_seeds: the paper scale decides Figure 3's claims on one run each, as the "
+                          "paper shows them (paper/dvc.yaml has no input for more seeds); set it to none")
     execution = _dataclass(ExecutionConfig, "execution", _mapping("execution", raw["execution"]))
     if execution.checkpoint_seconds < 0:
         raise ConfigError(f"execution.checkpoint_seconds must not be negative, got {execution.checkpoint_seconds!r}")

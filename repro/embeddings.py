@@ -20,6 +20,12 @@ Whether a score means anything is judged against chance: `null_quantile`
 scores the same rows with their symbols shuffled (which keeps every row and
 destroys any tie between a row and its symbol) and returns a high quantile of
 those scores. A score below it is what random rows give.
+
+Whether weight decay makes the number line clearer is a claim about two
+runs, and one pair of runs decides it by a margin a rounding difference can
+flip (docs/exactness.md). So `figures.decay_seeds` names a sweep that repeats
+the x + y pair at other seeds; each of its runs is scored against its own
+null as well, and the claim is checked seed by seed (repro/claims.py).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from repro import files
-from repro.config import ConfigError, RunConfig
+from repro.config import ConfigError, RunConfig, decay_pairs
 
 
 def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
@@ -254,16 +260,32 @@ def analyse(config) -> tuple[dict, dict]:
     }}
     maps = {"s5": {"formula": table.operation.formula, "labels": cosets.labels.tolist(),
                    "points": tsne(rows).tolist()}}
-    for key, name in zip(("add_decay", "add_no_decay"), add_names):
-        run = config.runs[name]
-        rows, _ = load_output_rows(_run_dir(run), run)
-        step, share = number_line(rows)
-        chance = null_quantile(rows, lambda r: number_line(r)[1])
-        layers[key] = rows
-        record[key] = {"run": name, "weight_decay": run.training.weight_decay, "number_line_step": step,
-                       "number_line_share": round(share, 4), "number_line_chance_99": round(chance, 4)}
-        maps[key] = {"points": tsne(rows).tolist()}
-    return {**record, "tsne": maps}, layers
+    for key, name in zip(PAIR, add_names):
+        layers[key], record[key] = _number_line(config, name)
+        maps[key] = {"points": tsne(layers[key]).tolist()}
+    # fig3_decay_clearer's other seeds: the same pair again, scored the same way (no maps: no figure draws them).
+    seeds = []
+    if config.figures.decay_seeds:
+        sweep = config.sweeps[config.figures.decay_seeds]
+        for seed, names in decay_pairs(sweep, config.figures.embeddings, config.runs).items():
+            seeds.append({"seed": seed})
+            for key, name in zip(PAIR, names):
+                layers[f"{key}-seed{seed}"], seeds[-1][key] = _number_line(config, name)
+    return {**record, "decay_seeds": seeds, "tsne": maps}, layers
+
+
+PAIR = ("add_decay", "add_no_decay")  # the record's keys for Figure 3's x + y runs, with and without weight decay
+
+
+def _number_line(config, name: str) -> tuple[np.ndarray, dict]:
+    """(output rows, record) of an x + y run: its number line's step and share, and that share's chance level."""
+    run = config.runs[name]
+    rows, _ = load_output_rows(_run_dir(run), run)
+    step, share = number_line(rows)
+    chance = null_quantile(rows, lambda r: number_line(r)[1])
+    return rows, {"run": name, "seed": run.training.seed, "weight_decay": run.training.weight_decay,
+                  "number_line_step": step, "number_line_share": round(share, 4),
+                  "number_line_chance_99": round(chance, 4)}
 
 
 def _run_dir(run: RunConfig) -> Path:
@@ -283,6 +305,8 @@ def stage(config) -> dict:
         for key, rows in layers.items():
             (tmp / f"{key}.csv").write_text(rows_csv(rows), encoding="utf-8")
     files.write_json(files.RECORDS_DIR / RECORD, record)
-    files.write_json(files.METRICS_DIR / METRICS, scalars({k: v for k, v in record.items() if k != "tsne"}))
+    metrics = {k: v for k, v in record.items() if k not in ("tsne", "decay_seeds")}
+    metrics |= {f"{key}-seed{other['seed']}": other[key] for other in record["decay_seeds"] for key in PAIR}
+    files.write_json(files.METRICS_DIR / METRICS, scalars(metrics))
     return record
 

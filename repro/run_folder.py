@@ -118,4 +118,6 @@ def made_on(run_dir: Path, record: dict) -> dict:
     cpu = provenance.get("cpu", {})
     return {**{k: record["determinism"][k] for k in ("backend", "device", "precision")},
             "cpu": cpu.get("model"), "logical_cores": cpu.get("logical_cores"),
+            # Two CPUs of one model name may differ in vector units, and with them in round-off (docs/exactness.md).
+            "vector_extensions": cpu.get("vector_extensions"),
             "commit": provenance.get("git", {}).get("commit")}

@@ -29,7 +29,7 @@ def tiny_params(**run_overrides) -> dict:
                             "seeds": [0], "interventions": ["adamw", "minibatch_adam"], "training": {"updates": 100}}},
         "figures": {"curves": ["tiny"], "table": "add_23", "fractions": "grid", "interventions": "grid",
                     "operations": "grid", "embeddings": ["grid/s5_mul-0.8-0-adamw", "tiny", "grid/add-0.5-0-adamw"],
-                    "progress": ["tiny"]},
+                    "decay_seeds": None, "progress": ["tiny"]},
         "progress": ["tiny"],
         "execution": {"checkpoint_seconds": 0},
     }
@@ -51,7 +51,7 @@ def tiny_scale(params_file: Path, scale: str, fractions: dict[str, list[float]])
         run.update(updates=60, log_points=8)
     for name, grid in fractions.items():
         sweep = params["sweeps"][name]
-        sweep.update(modulus=23, fractions=grid, seeds=[0])
+        sweep.update(modulus=23, fractions=grid, seeds=sweep["seeds"][:1])
         sweep["training"]["updates"] = 60
     return params
 

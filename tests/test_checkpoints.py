@@ -81,7 +81,7 @@ def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_pat
     slices = json.loads((there / "runs/tiny/provenance.json").read_text())["slices"]
     assert slices[0]["updates"][0] == 0 and slices[-1]["updates"] == [reached, LONG["updates"]]
     assert all(a["updates"][1] == b["updates"][0] for a, b in zip(slices, slices[1:]))  # contiguous
-    assert {"host", "cpu", "backend", "device", "seconds", "commit"} <= set(slices[-1])
+    assert {"host", "cpu", "vector_extensions", "backend", "device", "seconds", "commit"} <= set(slices[-1])
     assert not (there / "checkpoints/tiny").exists()  # gone once the run's outputs are written
     assert "train@tiny: complete" in repro("trained", cwd=there).stdout
     (there / "runs/tiny/history.csv").unlink()  # run.json alone is no trained run

@@ -154,3 +154,50 @@ def test_nan_and_infinite_numbers_are_refused():
     for bad in (math.nan, math.inf, -math.inf):
         with pytest.raises(config.ConfigError, match="learning_rate must be a finite number"):
             config.parse(tiny_params(learning_rate=bad))
+
+
+def _decay_seeds(**sweep) -> dict:
+    """tiny_params with Figure 3's x + y pair (tiny with weight decay, tiny_adam without) and a sweep `again`
+    repeating it at seed 1."""
+    raw = tiny_params()
+    raw["runs"]["tiny_adam"] = {"dataset": "add_23", "model": "mlp", "weight_decay": 0.0}
+    raw["sweeps"]["again"] = {"model": "mlp", "modulus": 23, "operations": ["add"], "fractions": [0.5], "seeds": [1],
+                              "interventions": ["adamw", "minibatch_adam"], "training": {}, **sweep}
+    raw["figures"].update(embeddings=["grid/s5_mul-0.8-0-adamw", "tiny", "tiny_adam"], decay_seeds="again")
+    raw["progress"] = ["tiny", "tiny_adam"]
+    return raw
+
+
+def test_decay_seeds_repeat_figure_3s_pair_at_other_seeds():
+    cfg = config.parse(_decay_seeds())
+    assert cfg.figures.decay_seeds == "again"
+    assert config.decay_pairs(cfg.sweeps["again"], cfg.figures.embeddings, cfg.runs) == {
+        1: ("again/add-0.5-1-adamw", "again/add-0.5-1-minibatch_adam")}
+    assert config.parse(tiny_params()).figures.decay_seeds is None  # one run each, as the paper scale
+    laptop = config.load(REPO / "params.yaml")
+    assert sorted(config.decay_pairs(laptop.sweeps[laptop.figures.decay_seeds], laptop.figures.embeddings,
+                                     laptop.runs)) == [1, 2]
+
+
+@pytest.mark.parametrize("sweep, figures, message", [
+    ({"seeds": [0, 1]}, {}, r"repeats seed 0, which tiny and tiny_adam already are"),
+    ({"training": {"updates": 200}}, {}, r"again/add-0.5-1-adamw is not tiny or tiny_adam at another seed"),
+    ({"fractions": [0.8]}, {}, r"is not tiny or tiny_adam at another seed"),
+    ({"interventions": ["adamw"]}, {}, r"seed 1 has no member repeating tiny_adam"),
+    ({"keep_weights": "none"}, {}, r"reads the weights of again/add-0.5-1-adamw, which sweeps.again.keep_weights"),
+    ({}, {"decay_seeds": "ghost"}, r"figures.decay_seeds: 'ghost' is not in sweeps"),
+    ({}, {"embeddings": ["grid/s5_mul-0.8-0-adamw", "tiny_adam", "tiny"]}, r"with weight decay, then without"),
+])
+def test_decay_seeds_that_repeat_something_else_are_refused(sweep, figures, message):
+    raw = _decay_seeds(**sweep)
+    raw["figures"].update(figures)
+    with pytest.raises(ConfigError, match=message):
+        config.parse(raw)
+
+
+def test_the_paper_scale_refuses_decay_seeds():
+    """paper/dvc.yaml's embeddings stage has no input for them (repro/pipelines.py): one run each, as the paper."""
+    raw = _decay_seeds()
+    raw["scale"] = "paper"
+    with pytest.raises(ConfigError, match=r"the paper scale decides Figure 3's claims on one run each"):
+        config.parse(raw)

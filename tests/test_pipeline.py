@@ -18,7 +18,7 @@ DVC = str(Path(sys.executable).with_name("dvc"))
 def tiny_real_params() -> dict:
     """params.yaml with its names and shape kept, and every budget and grid cut to seconds."""
     params = tiny_scale(REPO / "params.yaml", "tiny", {"s5_fractions": [0.9], "s5_interventions": [0.8],
-                                                       "operations": [0.5]})
+                                                       "operations": [0.5], "decay_seeds": [0.5]})
     params["sweeps"]["s5_fractions"]["interventions"] = ["adamw"]
     params["sweeps"]["s5_interventions"]["interventions"] = ["adamw", "minibatch_adam"]
     params["sweeps"]["operations"].update(interventions=["adamw"], operations=["add", "sub", "s5_mul"])
