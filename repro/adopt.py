@@ -99,7 +99,8 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report) -> li
                           f"`repro unpack FILE {name}`)")
     for path in found:
         group = path.parent.relative_to(files.CHECKPOINT_DIR).as_posix()
-        made_as = checkpoints.meta(path).get("identity", {})
+        meta = checkpoints.meta(path)
+        made_as = meta.get("identity", {})
         wanted = {**made_as, "code": checkpoints.code_digest()}
         if made_as.get("code") == wanted["code"]:
             report(f"{path}: made by this code already; nothing to adopt")
