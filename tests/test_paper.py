@@ -345,7 +345,7 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
     _run("git", "init", "-q", cwd=here)
     _run("dvc", "init", "--subdir", "-q", cwd=here / "paper", env=env)  # paper/ is a DVC project of its own
 
-    first = _run("bash", "paper/campaign.sh", "train", "50s", cwd=here, env=env)
+    first = _run("bash", "paper/campaign.sh", "train", "35s", cwd=here, env=env)
     assert "add_decay: complete" in first and "add_no_decay: partial, trained to" in first, first
     assert "(state: campaign/add_no_decay.tar)" in first and (here / "paper/campaign/add_no_decay.tar").is_file()
     assert not (here / "paper/campaign/add_decay.tar").exists()
