@@ -293,7 +293,7 @@ def test_a_lease_cut_by_its_deadline_sends_back_what_it_may_and_the_next_lease_c
     # The next lease: a fresh machine, carrying paper/lease/ as the working tree carries it.
     again, _, env2, out2 = _machines(tmp_path, raw, "again")
     shutil.copytree(here / "paper/lease", again / "paper/lease")
-    leased = _run("bash", "paper/device.sh", "run", "--deadline", "40", "div_adam_0", cwd=again,
+    leased = _run("bash", "paper/device.sh", "run", "--deadline", "30", "div_adam_0", cwd=again,
                   env={**env2, **limits})
     assert "div_adam_0: stopped at the deadline" in leased
     assert f"resuming from update {reached}" in (out2 / "train.log").read_text()
