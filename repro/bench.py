@@ -164,6 +164,8 @@ def figure_order(config: Config) -> list[str]:
     """
     from repro.claims import seeds_of
 
+    if config.figures is None:  # an experiments file: its groups in the order params.yaml gives them
+        return list(config.groups)
     f = config.figures
     first = [run.group for run in seeds_of(config, f.curves[0])]
 

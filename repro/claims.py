@@ -840,7 +840,7 @@ def seeds_of(config: Config, name: str) -> list:
 def inputs(config: Config, histories_dir: Path, records_dir: Path, progress_dir: Path = progress.FOLDER) -> dict:
     """`assess`'s arguments, all from committed files: the histories, records/ (a named run trained in part, a
     sweep's groups not trained yet, the structure scores), progress/ (Figure 5's runs), params.yaml."""
-    f = config.figures
+    f = config.drawn()
     figure1, untrained = [], []
     for run in seeds_of(config, f.curves[0]):
         path = evaluate.history_file(histories_dir, run.name)

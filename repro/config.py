@@ -46,6 +46,10 @@ class ModelConfig:
     feedforward: int = 512
     # mlp (PAPER.md §5)
     hidden: int = 128
+    # transformer: "answer" reads the answer at "=" of [a, ∘, b, =] over the table's elements and two symbols;
+    # "official" is the official code's sequence, [<eos>, a, ∘, b, =, c] over its 239-token vocabulary, the
+    # loss the mean of the answer's and of the <eos> after it (docs/fidelity.md: an experiment, not the default)
+    sequence: str = "answer"
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,17 @@ class TrainingConfig:
     # Stop a run once it has told what its claims read (history_csv.decided_at): training and validation
     # accuracy ≥ 99% at this many log points in a row. 0: train the whole budget.
     stop_after: int = 0
+    # How minibatches are drawn (docs/fidelity.md). "epochs": every epoch a fresh permutation of the training
+    # rows, cut into full batches, the rest dropped; "official": the same, the last, smaller batch kept, as the
+    # official code's iterator does; "replacement": every batch drawn uniformly with replacement.
+    batch_order: str = "epochs"
 
 
 # Fields added after results were committed, with the value that leaves them out of run.json and of the
 # fingerprint: runs trained before keep their records and fingerprints, byte for byte.
-_ADDED_LATER = {"stop_after": 0}
+_ADDED_LATER = {"training": {"stop_after": 0, "batch_order": "epochs"}, "model": {"sequence": "answer"}}
+BATCH_ORDERS = ("epochs", "official", "replacement")
+SEQUENCES = ("answer", "official")
 
 
 @dataclass(frozen=True)
@@ -95,9 +105,10 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key, unset in _ADDED_LATER.items():
-            if data["training"][key] == unset:
-                del data["training"][key]
+        for part, added in _ADDED_LATER.items():
+            for key, unset in added.items():
+                if data[part][key] == unset:
+                    del data[part][key]
         return data
 
     def fingerprint(self) -> str:
@@ -174,7 +185,7 @@ class Config:
     sweeps: dict[str, SweepConfig]
     groups: dict[str, GroupConfig]  # runs of one table and budget: one program on a GPU
     interventions: dict[str, dict[str, Any]]
-    figures: FiguresConfig
+    figures: FiguresConfig | None  # None: an experiments file (`figures: none`), whose runs no pipeline draws
     execution: ExecutionConfig
     progress: tuple[str, ...] = ()  # named runs on a cyclic group's table: their progress measures (repro/progress.py)
 
@@ -199,6 +210,13 @@ class Config:
             return [self.group(name)]
         raise ConfigError(f"no sweep, group or run named {name!r} in params.yaml; sweeps: {', '.join(self.sweeps)}; "
                           f"groups: {', '.join(self.groups)}")
+
+    def drawn(self) -> FiguresConfig:
+        """`figures`, or a ConfigError where the file draws none (an experiments file, docs/fidelity.md)."""
+        if self.figures is None:
+            raise ConfigError("this params.yaml draws no figures (figures: none): it holds experiments, which "
+                              "`repro train` trains; figures, claims and Figure 3's analysis need a pipeline's file")
+        return self.figures
 
     def keeps_weights(self, run: RunConfig) -> bool:
         """Whether run `run` writes its weights (a named run always does; a sweep member if `keep_weights` says so)."""
@@ -311,6 +329,10 @@ def _check_model(where: str, m: ModelConfig) -> None:
         _positive(f"{where}.{name}", getattr(m, name))
     if m.width % m.heads:
         raise ConfigError(f"{where}: width {m.width} must be divisible by heads {m.heads}")
+    if m.sequence not in SEQUENCES:
+        raise ConfigError(f"{where}.sequence must be one of {', '.join(SEQUENCES)}, got {m.sequence!r}")
+    if m.sequence != "answer" and m.kind != "transformer":
+        raise ConfigError(f"{where}.sequence {m.sequence!r} is a transformer's input; an MLP reads the two operands")
 
 
 def _check_training(where: str, t: TrainingConfig) -> None:
@@ -323,6 +345,11 @@ def _check_training(where: str, t: TrainingConfig) -> None:
         raise ConfigError(f"{where}.dropout must lie in [0, 1), got {t.dropout!r}")
     if not 0 <= t.stop_after <= t.log_points:
         raise ConfigError(f"{where}.stop_after must lie in 0 … log_points ({t.log_points}), got {t.stop_after!r}")
+    if t.batch_order not in BATCH_ORDERS:
+        raise ConfigError(f"{where}.batch_order must be one of {', '.join(BATCH_ORDERS)}, got {t.batch_order!r}")
+    if t.full_batch and t.batch_order != "epochs":
+        raise ConfigError(f"{where}: full_batch sees the whole training set every update, so batch_order "
+                          f"{t.batch_order!r} means nothing there; leave it at 'epochs'")
     if t.decay_towards not in ("zero", "init"):
         raise ConfigError(f"{where}.decay_towards must be 'zero' or 'init', got {t.decay_towards!r}")
     for name in ("beta_1", "beta_2"):
@@ -444,7 +471,9 @@ def _kept_weights(where: str, value: Any, sweep: str, runs: dict[str, RunConfig]
     return kept
 
 
-def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig:
+def _figures(raw: Any, datasets, runs, sweeps) -> FiguresConfig | None:
+    if raw in ("none", None):  # an experiments file: its runs are trained, and read by no figure stage
+        return None
     raw = _mapping("figures", raw)
     fields = [f.name for f in dataclasses.fields(FiguresConfig)]
     unknown, missing = sorted(set(raw) - set(fields)), [f for f in fields if f not in raw]
@@ -528,9 +557,15 @@ def _decay_seeds(raw: Any, embeddings: tuple[str, ...], runs: dict[str, RunConfi
     return name
 
 
-def _progress(raw: Any, runs: dict[str, RunConfig], figures: FiguresConfig) -> tuple[str, ...]:
-    """`progress`: every named run on a cyclic group's table, each once; Figure 5's runs among them."""
+def _progress(raw: Any, runs: dict[str, RunConfig], figures: FiguresConfig | None) -> tuple[str, ...]:
+    """`progress`: every named run on a cyclic group's table, each once; Figure 5's runs among them (none in
+    an experiments file, which has no pipeline to measure them)."""
     names = () if raw == [] else _list("progress", raw, str)  # empty where no named run is on a cyclic table
+    if figures is None:
+        if names:
+            raise ConfigError("progress: a file with `figures: none` has no pipeline to measure progress in; "
+                              "give it `progress: []`")
+        return ()
     for name in names:
         run = runs[_one_of("progress", name, runs, "runs")]
         if run.group != name:
@@ -614,7 +649,7 @@ def parse(raw: Any) -> Config:
 
     figures = _figures(raw["figures"], datasets, runs, sweeps)
     scale = _value("scale", raw["scale"], str)
-    if scale.startswith("paper") and figures.decay_seeds:
+    if scale.startswith("paper") and figures is not None and figures.decay_seeds:
         # paper/dvc.yaml drops the stage input (repro/pipelines.py): the paper shows one run each, and so do we.
         raise ConfigError("figures.decay_seeds: the paper scale decides Figure 3's claims on one run each, as the "
                           "paper shows them (paper/dvc.yaml has no input for more seeds); set it to none")

@@ -241,7 +241,7 @@ def analyse(config) -> tuple[dict, dict]:
     """
     from repro import tasks
 
-    s5_name, *add_names = config.figures.embeddings
+    s5_name, *add_names = config.drawn().embeddings
     run = config.runs[s5_name]
     rows, _ = load_output_rows(_run_dir(run), run)
     table = tasks.build_table(run.dataset.operation, run.dataset.modulus)

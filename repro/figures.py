@@ -455,4 +455,5 @@ def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
     """Draws figure NAME of the registry (repro/files.py, FIGURES); returns the files written."""
     if name not in files.FIGURES:
         raise ConfigError(f"no figure named {name!r}; figures: {', '.join(files.FIGURES)}")
+    config.drawn()  # an experiments file draws nothing
     return globals()[files.FIGURES[name].drawer](config, out_dir)

@@ -31,6 +31,15 @@ from repro.config import ModelConfig
 
 SEQUENCE_LENGTH = 4  # a ∘ b =  (the answer c is predicted at "=")
 
+# The official code's sequence (ModelConfig.sequence "official"): <eos> a ∘ b = c <eos>, fed all but its last
+# token, scored at "=" (the answer) and at c (the <eos> after it), over its tokenizer's 239 tokens: <eos>, =,
+# 20 operators, the numbers 0…96 and the 120 permutations of S5. Here <eos> is token 0, = is 1, the table's
+# operator 2 (the other 19 operator slots unused) and element e token 22 + e: the same number of tokens, and
+# of output classes never seen, as the official tokenizer has for either kind of table.
+OFFICIAL_LENGTH = 6
+OFFICIAL_VOCABULARY = 239
+_EOS, _OFFICIAL_EQUALS, _OFFICIAL_OPERATOR, _ELEMENT_OFFSET = 0, 1, 2, 22
+
 
 def _torch_linear_init() -> keras.initializers.Initializer:
     # U(-1/√fan_in, 1/√fan_in), PyTorch's nn.Linear default.
@@ -291,6 +300,25 @@ def transformer(config: ModelConfig, num_elements: int, dropout: bool = False, a
     return model(suffix)
 
 
+def official_transformer(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
+    """The same blocks on the official code's sequence (OFFICIAL_LENGTH): input [<eos>, a, ∘, b, =, c];
+    output (batch, 2, vocabulary): the logits at "=" (the answer) and at c (the <eos> after it).
+
+    No saving but one: the last block computes only the two positions scored.
+    """
+    vocab_size = max(OFFICIAL_VOCABULARY, _ELEMENT_OFFSET + num_elements)
+    tokens = keras.Input(shape=(OFFICIAL_LENGTH,), dtype="int32", name="tokens")
+    embedding = keras.layers.Embedding(
+        vocab_size, config.width, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+        name="token_embedding",
+    )
+    x = SinusoidalPositionEncoding(name="position_encoding")(embedding(tokens))  # (batch, 6, width)
+    for i in range(config.layers):
+        block = _Block(config, i, dropout)
+        x = block(x[:, -2:, :] if i == config.layers - 1 else x, x)
+    return keras.Model(tokens, _dense(vocab_size, "output")(x), name="official_transformer")  # (batch, 2, vocab)
+
+
 def mlp(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
     """Input: element ids [a, b]; output: logits over the elements. `dropout` acts on the hidden units."""
     operands = keras.Input(shape=(2,), dtype="int32", name="operands")
@@ -306,16 +334,33 @@ def mlp(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.
 
 
 def build(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
+    if config.kind == "transformer" and config.sequence == "official":
+        return official_transformer(config, num_elements, dropout=dropout)
     return {"transformer": transformer, "mlp": mlp}[config.kind](config, num_elements, dropout=dropout)
 
 
-def encode(kind: str, a: np.ndarray, b: np.ndarray, num_elements: int) -> np.ndarray:
-    """The model inputs for equations a ∘ b: token sequences or operand pairs."""
-    if kind == "mlp":
+def encode(config: ModelConfig, a: np.ndarray, b: np.ndarray, c: np.ndarray, num_elements: int) -> np.ndarray:
+    """The model inputs for equations a ∘ b = c: token sequences or operand pairs (c only in the official
+    sequence, where the <eos> after it is scored, and causal attention keeps it from the answer's position)."""
+    if config.kind == "mlp":
         return np.stack([a, b], axis=1).astype(np.int32)
-    operator, equals = num_elements, num_elements + 1
     column = np.ones_like(a)
+    if config.sequence == "official":
+        return np.stack([_EOS * column, _ELEMENT_OFFSET + a, _OFFICIAL_OPERATOR * column, _ELEMENT_OFFSET + b,
+                         _OFFICIAL_EQUALS * column, _ELEMENT_OFFSET + c], axis=1).astype(np.int32)
+    operator, equals = num_elements, num_elements + 1
     return np.stack([a, operator * column, b, equals * column], axis=1).astype(np.int32)
+
+
+def labels(config: ModelConfig, c: np.ndarray) -> np.ndarray:
+    """The answers as output classes: the elements' own indices, or their tokens in the official sequence."""
+    offset = _ELEMENT_OFFSET if config.kind == "transformer" and config.sequence == "official" else 0
+    return (offset + c).astype(np.int32)
+
+
+def answer_logits(logits):
+    """The logits of the answer: the model's output, or its first scored position in the official sequence."""
+    return logits[:, 0] if len(logits.shape) == 3 else logits
 
 
 def non_embedding_parameters(model: keras.Model) -> int:

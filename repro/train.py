@@ -64,7 +64,7 @@ from repro.datasets import Dataset
 # Updates per compiled call. Fixed, so that one compilation serves every call.
 CHUNK_UPDATES = 256
 CPU_THREADS = 2  # shards trained at once on a CPU (the laptop's two cores)
-_SHUFFLE, _WEIGHT_NOISE, _UPDATE_NOISE, _DROPOUT = 1, 2, 3, 4  # purposes that key random draws
+_SHUFFLE, _WEIGHT_NOISE, _UPDATE_NOISE, _DROPOUT, _REPLACEMENT = 1, 2, 3, 4, 5  # purposes that key random draws
 _HYPER = ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "warmup_updates",
           "update_noise", "weight_noise", "dropout")
 
@@ -83,12 +83,26 @@ def batch_size(run: RunConfig, num_train: int) -> int:
 
 
 class Batches:
-    """Each run's minibatches: every epoch a fresh permutation of its training rows, keyed by (seed, epoch)."""
+    """Each run's minibatches, drawn as its `batch_order` says (TrainingConfig), keyed by its seed alone.
 
-    def __init__(self, rows: list[np.ndarray], sizes: list[int], seeds: list[int]):
+    "epochs": every epoch a fresh permutation of its training rows, keyed by (seed, epoch), cut into full
+    batches (the rest of the epoch unused); "official": the same, with the last, smaller batch kept (the
+    official code's iterator), its missing rows -1; "replacement": the batch of update t drawn uniformly with
+    replacement, keyed by (seed, t). Either way the batch of update t is the same however the training was
+    split into calls, interrupted or resumed.
+    """
+
+    def __init__(self, rows: list[np.ndarray], sizes: list[int], seeds: list[int], orders: list[str] | None = None):
         self.rows, self.sizes, self.seeds = rows, sizes, seeds
-        self.per_epoch = [len(r) // s for r, s in zip(rows, sizes)]
+        self.orders = orders or ["epochs"] * len(rows)
+        self.per_epoch = [-(-len(r) // s) if o == "official" else len(r) // s
+                          for r, s, o in zip(rows, sizes, self.orders)]
         self._orders: list[dict[int, np.ndarray]] = [{} for _ in rows]
+
+    @property
+    def ragged(self) -> bool:
+        """Whether some batch is smaller than its run's size (its missing rows are -1, weighted 0)."""
+        return any(o == "official" and len(r) % s for r, s, o in zip(self.rows, self.sizes, self.orders))
 
     def order(self, run: int, epoch: int) -> np.ndarray:
         """The epoch's batches of `run`, as (batches per epoch, batch size) row indices."""
@@ -98,21 +112,30 @@ class Batches:
                 cache.clear()
             rng = np.random.default_rng([_SHUFFLE, self.seeds[run], epoch])
             size, count = self.sizes[run], self.per_epoch[run]
-            cache[epoch] = rng.permutation(self.rows[run])[: size * count].reshape(count, size)
+            permuted = rng.permutation(self.rows[run])[: size * count]
+            cache[epoch] = np.pad(permuted, (0, size * count - len(permuted)), constant_values=-1).reshape(count, size)
         return cache[epoch]
 
     def subset(self, keep: list[int]) -> Batches:
         """The batches of runs `keep` only (compaction): each run's batches are its own, whoever else is stacked."""
-        return Batches([self.rows[r] for r in keep], [self.sizes[r] for r in keep], [self.seeds[r] for r in keep])
+        return Batches([self.rows[r] for r in keep], [self.sizes[r] for r in keep], [self.seeds[r] for r in keep],
+                       [self.orders[r] for r in keep])
 
     def take(self, start: int, count: int, width: int, length: int) -> np.ndarray:
-        """Row indices of updates start … start + count - 1: (length, runs, width), zero-padded."""
-        out = np.zeros((length, len(self.rows), width), dtype=np.int32)
+        """Row indices of updates start … start + count - 1: (length, runs, width), padded with 0 (-1 if ragged)."""
+        out = np.full((length, len(self.rows), width), -1 if self.ragged else 0, dtype=np.int32)
         for run, per_epoch in enumerate(self.per_epoch):
+            size = self.sizes[run]
+            if self.orders[run] == "replacement":
+                rows = self.rows[run]
+                batches = np.stack([rows[np.random.default_rng([_REPLACEMENT, self.seeds[run], update])
+                                         .integers(0, len(rows), size)] for update in range(start, start + count)])
+                out[:count, run, :size] = batches
+                continue
             first, last = start // per_epoch, (start + count - 1) // per_epoch
             batches = np.concatenate([self.order(run, e) for e in range(first, last + 1)])
             offset = start - first * per_epoch
-            out[:count, run, : self.sizes[run]] = batches[offset: offset + count]
+            out[:count, run, :size] = batches[offset: offset + count]
         return out
 
 
@@ -121,6 +144,14 @@ def _cross_entropy(labels, logits):
     # A one-hot product rather than a gather: the gather's gradient is a scatter, slow under XLA on a CPU.
     picked = ops.sum(logits * ops.one_hot(labels, ops.shape(logits)[-1], dtype=logits.dtype), axis=-1)
     return ops.logsumexp(logits, axis=-1) - picked
+
+
+def _loss(y, logits):
+    """Per-example training loss: the answer's cross-entropy; in the official sequence (models.official_transformer)
+    the mean of the answer's and of the <eos> after it, as the official code averages over both positions."""
+    if len(logits.shape) == 3:
+        return (_cross_entropy(y, logits[:, 0]) + _cross_entropy(ops.zeros_like(y), logits[:, 1])) / 2
+    return _cross_entropy(y, logits)
 
 
 def adamw(params, grads, moments, velocities, targets, step, h):
@@ -184,11 +215,14 @@ class Program:
         """One update of one run on the training rows `rows` of `table` (x, y)."""
         params = state["params"]
         key = ops.stack([h["seed"], ops.cast(step, "int32")])
-        x, y, weights = ops.take(table[0], rows, axis=0), ops.take(table[1], rows, axis=0), h["batch_weights"]
+        weights = h["batch_weights"]
+        if self.uses["ragged"]:  # batches of several sizes (batch_order "official"): a missing row is -1
+            weights, rows = ops.cast(rows >= 0, "float32"), ops.maximum(rows, 0)
+        x, y = ops.take(table[0], rows, axis=0), ops.take(table[1], rows, axis=0)
 
         def loss(at):
             logits = self._logits(at, x, True, h["dropout"], backend.fold_in(key, _DROPOUT))
-            return ops.sum(_cross_entropy(y, logits) * weights) / ops.sum(weights), None
+            return ops.sum(_loss(y, logits) * weights) / ops.sum(weights), None
 
         at = params
         if self.uses["weight_noise"]:  # the gradient is taken at noisy weights and applied to the clean ones
@@ -211,7 +245,7 @@ class Program:
         """(runs, 5): train loss, train accuracy, validation loss, validation accuracy, weight norm."""
 
         def one(params, train):
-            logits = self._logits(params, x, False)
+            logits = models.answer_logits(self._logits(params, x, False))
             loss = _cross_entropy(y, logits)
             correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), y), "float32")
             values = []
@@ -254,10 +288,12 @@ class Programs:
             return result
 
 
-def _uses(training: list[TrainingConfig]) -> dict[str, bool]:
-    """The switches a program needs: noise and dropout cost work even at zero, so they are in it only if used."""
+def _uses(training: list[TrainingConfig], ragged: bool) -> dict[str, bool]:
+    """The switches a program needs: noise and dropout cost work even at zero, so they are in it only if used;
+    `ragged`: some batch is smaller than its run's size (Batches.ragged)."""
     return {"weight_noise": any(t.weight_noise for t in training), "update_noise": any(t.update_noise for t in training),
-            "dropout": any(t.dropout for t in training), "decay_to_init": any(t.decay_towards == "init" for t in training)}
+            "dropout": any(t.dropout for t in training), "decay_to_init": any(t.decay_towards == "init" for t in training),
+            "ragged": ragged}
 
 
 class Shard:
@@ -280,8 +316,7 @@ class Shard:
         hyper["batch_weights"] = (np.arange(self.width)[None] < own[:, None]).astype("float32")
         self.hyper = {k: ops.convert_to_tensor(v) for k, v in hyper.items()}
         self.train_mask = ops.convert_to_tensor(train[positions].astype("float32"))
-        self.batches = Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
-                               [x.seed for x in t])
+        self.batches = _batches(positions, runs, train, sizes)
         params = [np.stack(per_run) for per_run in zip(*initial)]
         state = {
             "params": params,
@@ -395,6 +430,12 @@ class Shard:
         self.final = {i: finals[k * per_run:(k + 1) * per_run] for k, i in enumerate(sorted(stopped))}
 
 
+def _batches(positions: list[int], runs: list[RunConfig], train: np.ndarray, sizes: list[int]) -> Batches:
+    """The minibatches of runs `positions` of a group."""
+    return Batches([np.flatnonzero(train[p]) for p in positions], [sizes[p] for p in positions],
+                   [runs[p].training.seed for p in positions], [runs[p].training.batch_order for p in positions])
+
+
 class GroupTrainer:
     """A group of runs in shards, each shard one call of a shared compiled program.
 
@@ -414,15 +455,16 @@ class GroupTrainer:
         determinism.configure(precision)
         self.runs = runs
         self.programs = Programs() if programs is None else programs
-        first, kind = datasets[0], runs[0].model.kind
-        table = (ops.convert_to_tensor(models.encode(kind, first.a, first.b, first.num_elements)),
-                 ops.convert_to_tensor(first.c))
+        first = datasets[0]
+        model_config = runs[0].model
+        table = (ops.convert_to_tensor(models.encode(model_config, first.a, first.b, first.c, first.num_elements)),
+                 ops.convert_to_tensor(models.labels(model_config, first.c)))
         train = np.stack([d.train for d in datasets])
         self.sizes = [batch_size(run, int(n)) for run, n in zip(runs, train.sum(axis=1))]
         layout = [[p] for p in range(len(runs))] if backend.accelerator() == "cpu" else [list(range(len(runs)))]
         self.shards = []
         for positions in layout:
-            uses = _uses([runs[p].training for p in positions])
+            uses = _uses([runs[p].training for p in positions], _batches(positions, runs, train, self.sizes).ragged)
             program = self.programs.get(runs[0].model, first.num_elements, uses)
             initial = []
             for p in positions:
