@@ -139,6 +139,7 @@ run() {
     for group in "$@"; do  # state carried from an earlier lease
         [ -f "lease/$(lease_file "$group")" ] && python3 -m repro unpack "lease/$(lease_file "$group")" "$group" >> "$log" 2>&1
     done
+    echo "== set-up: $((SECONDS - (end - deadline))) s of the ${deadline} s (installing, checks, tables, carried state)" >> "$report"
     for group in "$@"; do
         [ -d "runs/$group" ] && { trained+=("$group"); continue; }
         left=$((end - SECONDS - LEASE_MARGIN))

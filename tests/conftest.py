@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,18 @@ def tiny_scale(params_file: Path, scale: str, fractions: dict[str, list[float]])
         sweep.update(modulus=23, fractions=grid, seeds=sweep["seeds"][:1])
         sweep["training"]["updates"] = 60
     return params
+
+
+@functools.cache
+def start_up_seconds(backend: str = "tensorflow") -> float:
+    """Seconds this machine takes to start a process that loads Keras on `backend` (as every `repro train` does),
+    measured once per test session: the unit of the tests' deadlines (`--for`, leases, campaign slices), so that
+    a slower or busier CPU gets longer ones instead of failing (issue 33: a fixed 30 s left an AVX2 EPYC no
+    time to start)."""
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import repro.backend"], check=True, capture_output=True,
+                   env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)})
+    return time.monotonic() - began
 
 
 @pytest.fixture
