@@ -260,51 +260,28 @@ def transformer(config: ModelConfig, num_elements: int, dropout: bool = False, a
         name="token_embedding",
     )
     position = SinusoidalPositionEncoding(name="position_encoding")
-    x = position(embedding(tokens))
     blocks = [_Block(config, i, dropout) for i in range(config.layers)]
-
-    def model(answer):  # the bias-free output layer, read at "="
-        return keras.Model(tokens, _dense(vocab_size, "output")(answer[:, -1, :]), name="transformer")
-
     if not answer_only or dropout:
+        x = position(embedding(tokens))
         for i, block in enumerate(blocks):
             last = answer_only and i == config.layers - 1
             x = block(x[:, -1:, :] if last else x, x)
-        return model(x)
-
-    operator = num_elements
-    prefixes = ConstantTokens([[e, operator] for e in range(num_elements)], name="element_prefixes")(tokens)
-    prefix = SinusoidalPositionEncoding(name="prefix_position_encoding")(embedding(prefixes))  # positions 0, 1
-    every_token = ConstantTokens([[t] * SEQUENCE_LENGTH for t in range(vocab_size)], name="every_token")(tokens)
-    by_token = position(embedding(every_token))[:, 2:, :]  # (vocab, 2, width): any token at b's and ='s position
-    suffix, a = x[:, 2:, :], tokens[:, 0]
-    width = config.width
-    for i, block in enumerate(blocks):
-        last = i == config.layers - 1
-        if i == 0:
-            table = block.projection(by_token, part="all")
-            projected = ops.stack([ops.take(table[:, 0], tokens[:, 2], axis=0),
-                                   ops.take(table[:, 1], tokens[:, 3], axis=0)], axis=1)
-            suffix_queries, suffix_keys_values = projected[..., :width], projected[..., width:]
-        else:
-            suffix_keys_values = block.projection(suffix, part="key_value")
-            suffix_queries = block.projection(suffix[:, -1:, :] if last else suffix, part="query")
-        prefix_projected = block.projection(prefix, part="key_value" if last else "all")
-        prefix_keys_values = prefix_projected[..., -2 * width:]
-        keys_values = ops.concatenate([ops.take(prefix_keys_values, a, axis=0), suffix_keys_values], axis=1)
-        if last:
-            suffix = block.finish(suffix[:, -1:, :], suffix_queries[:, -1:, :], keys_values)
-        else:
-            prefix = block.finish(prefix, prefix_projected[..., :width], prefix_keys_values)
-            suffix = block.finish(suffix, suffix_queries, keys_values)
-    return model(suffix)
+        answer = x
+    else:
+        operator = num_elements
+        answer = _saving(tokens, embedding, position, blocks, [[e, operator] for e in range(num_elements)],
+                         vocab_size, tokens[:, 0], scored=1)
+    # the bias-free output layer, read at "="
+    return keras.Model(tokens, _dense(vocab_size, "output")(answer[:, -1, :]), name="transformer")
 
 
 def official_transformer(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:
     """The same blocks on the official code's sequence (OFFICIAL_LENGTH): input [<eos>, a, ∘, b, =, c];
     output (batch, 2, vocabulary): the logits at "=" (the answer) and at c (the <eos> after it).
 
-    No saving but one: the last block computes only the two positions scored.
+    The savings of `transformer`, where the first three positions depend on a alone: the last block computes
+    the two scored positions only, every other block computes <eos>, a and ∘ once per element, and the first
+    block projects b, = and c once per token (without dropout).
     """
     vocab_size = max(OFFICIAL_VOCABULARY, _ELEMENT_OFFSET + num_elements)
     tokens = keras.Input(shape=(OFFICIAL_LENGTH,), dtype="int32", name="tokens")
@@ -312,11 +289,49 @@ def official_transformer(config: ModelConfig, num_elements: int, dropout: bool =
         vocab_size, config.width, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
         name="token_embedding",
     )
-    x = SinusoidalPositionEncoding(name="position_encoding")(embedding(tokens))  # (batch, 6, width)
-    for i in range(config.layers):
-        block = _Block(config, i, dropout)
-        x = block(x[:, -2:, :] if i == config.layers - 1 else x, x)
+    position = SinusoidalPositionEncoding(name="position_encoding")
+    blocks = [_Block(config, i, dropout) for i in range(config.layers)]
+    if dropout:
+        x = position(embedding(tokens))  # (batch, 6, width)
+        for i, block in enumerate(blocks):
+            x = block(x[:, -2:, :] if i == config.layers - 1 else x, x)
+    else:
+        prefixes = [[_EOS, _ELEMENT_OFFSET + e, _OFFICIAL_OPERATOR] for e in range(num_elements)]
+        x = _saving(tokens, embedding, position, blocks, prefixes, vocab_size, tokens[:, 1] - _ELEMENT_OFFSET, scored=2)
     return keras.Model(tokens, _dense(vocab_size, "output")(x), name="official_transformer")  # (batch, 2, vocab)
+
+
+def _saving(tokens, embedding, position, blocks, prefixes: list[list[int]], vocab_size: int, element, scored: int):
+    """The blocks of a sequence whose first positions (`prefixes`, one row per element) depend on an element
+    alone: those positions computed once per element and gathered by `element` (each example's, as an index),
+    the first block's projections of the other positions once per token, and the last block at the last
+    `scored` positions only. Returns the last block's output there: (batch, scored, width)."""
+    length, first = tokens.shape[1], len(prefixes[0])
+    prefix_tokens = ConstantTokens(prefixes, name="element_prefixes")(tokens)
+    prefix = SinusoidalPositionEncoding(name="prefix_position_encoding")(embedding(prefix_tokens))  # (elements, first, w)
+    every_token = ConstantTokens([[t] * length for t in range(vocab_size)], name="every_token")(tokens)
+    by_token = position(embedding(every_token))[:, first:, :]  # (vocab, rest, width): any token at each later position
+    suffix = position(embedding(tokens))[:, first:, :]
+    width = suffix.shape[-1]
+    for i, block in enumerate(blocks):
+        last = i == len(blocks) - 1
+        if i == 0:
+            table = block.projection(by_token, part="all")
+            projected = ops.stack([ops.take(table[:, j], tokens[:, first + j], axis=0)
+                                   for j in range(length - first)], axis=1)
+            suffix_queries, suffix_keys_values = projected[..., :width], projected[..., width:]
+        else:
+            suffix_keys_values = block.projection(suffix, part="key_value")
+            suffix_queries = block.projection(suffix[:, -scored:, :] if last else suffix, part="query")
+        prefix_projected = block.projection(prefix, part="key_value" if last else "all")
+        prefix_keys_values = prefix_projected[..., -2 * width:]
+        keys_values = ops.concatenate([ops.take(prefix_keys_values, element, axis=0), suffix_keys_values], axis=1)
+        if last:
+            suffix = block.finish(suffix[:, -scored:, :], suffix_queries[:, -scored:, :], keys_values)
+        else:
+            prefix = block.finish(prefix, prefix_projected[..., :width], prefix_keys_values)
+            suffix = block.finish(suffix, suffix_queries, keys_values)
+    return suffix
 
 
 def mlp(config: ModelConfig, num_elements: int, dropout: bool = False) -> keras.Model:

@@ -22,15 +22,32 @@ def test_answer_only_last_block_gives_exactly_the_full_models_logits():
     full.set_weights(fast.get_weights())
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 97, 64), rng.integers(0, 97, 64)
-    tokens = models.encode("transformer", a, b, 97)
+    tokens = models.encode(config, a, b, a, 97)
     np.testing.assert_allclose(ops.convert_to_numpy(fast(tokens)), ops.convert_to_numpy(full(tokens)), rtol=1e-5, atol=1e-5)
+
+
+def test_the_official_sequences_savings_give_exactly_its_plain_logits():
+    """models.official_transformer with its savings, against the same weights computed position by position
+    (the dropout path, at rate 0): the answer's and the <eos>'s logits agree."""
+    keras.utils.set_random_seed(0)
+    config = ModelConfig("transformer", sequence="official")
+    fast = models.official_transformer(config, 97)
+    plain = models.official_transformer(config, 97, dropout=True)
+    for mine, theirs in zip(plain.trainable_variables, fast.trainable_variables, strict=True):
+        assert mine.path == theirs.path
+        mine.assign(theirs)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 97, 64), rng.integers(0, 97, 64)
+    tokens = models.encode(config, a, b, (a + b) % 97, 97)
+    assert tokens.shape == (64, models.OFFICIAL_LENGTH) and fast.output.shape[1:] == (2, models.OFFICIAL_VOCABULARY)
+    np.testing.assert_allclose(ops.convert_to_numpy(fast(tokens)), ops.convert_to_numpy(plain(tokens)), rtol=1e-5, atol=1e-5)
 
 
 def test_attention_is_causal():
     keras.utils.set_random_seed(0)
     model = models.transformer(ModelConfig("transformer", layers=1), 97, answer_only=False)
     probe = __import__("keras").Model(model.input, model.get_layer("block0_attention").output)
-    tokens = models.encode("transformer", np.array([1, 1]), np.array([2, 50]), 97)
+    tokens = models.encode(ModelConfig("transformer"), np.array([1, 1]), np.array([2, 50]), np.array([0, 0]), 97)
     out = ops.convert_to_numpy(probe(tokens))
     np.testing.assert_array_equal(out[0, :2], out[1, :2])  # positions before b do not see b
     assert not np.allclose(out[0, 2:], out[1, 2:])
@@ -42,7 +59,7 @@ def test_mlp_hidden_layer_is_a_dense_layer_on_one_hot_operands():
     a, b = np.array([0, 3, 10]), np.array([5, 3, 0])
     kernel, bias = model.get_layer("hidden").get_weights()
     one_hot = np.concatenate([np.eye(11)[a], np.eye(11)[b]], axis=1)
-    hidden = ops.convert_to_numpy(model.get_layer("hidden")(models.encode("mlp", a, b, 11)))
+    hidden = ops.convert_to_numpy(model.get_layer("hidden")(models.encode(ModelConfig("mlp"), a, b, a, 11)))
     np.testing.assert_allclose(hidden, one_hot @ kernel + bias, rtol=1e-6)
     assert model.output.shape[-1] == 11
 
@@ -59,7 +76,8 @@ def test_the_exact_savings_cut_the_transformers_flops_by_more_than_half():
         "from repro import models\n"
         "from repro.config import ModelConfig\n"
         "rng = np.random.default_rng(0)\n"
-        "x = jnp.asarray(models.encode('transformer', rng.integers(0, 97, 512), rng.integers(0, 97, 512), 97))\n"
+        "a = rng.integers(0, 97, 512)\n"
+        "x = jnp.asarray(models.encode(ModelConfig('transformer'), a, rng.integers(0, 97, 512), a, 97))\n"
         "y = jnp.asarray(rng.integers(0, 97, 512))\n"
         "for answer_only in (False, True):\n"
         "    m = models.transformer(ModelConfig('transformer'), 97, answer_only=answer_only)\n"
