@@ -273,6 +273,7 @@ def coordinates(run: RunConfig) -> dict:
 def grid(sweep: SweepConfig, runs: dict[str, RunConfig]) -> dict:
     return {
         "model": sweep.model,
+        "modulus": sweep.modulus,
         "budget": runs[sweep.members[0]].training.updates,
         "operations": list(sweep.operations),
         "fractions": list(sweep.fractions),
@@ -295,9 +296,13 @@ def sweep_frame(sweep: SweepConfig, runs: dict[str, RunConfig], histories_dir: P
     rows = []
     for name in (m for g, members in groups_of(sweep, runs).items() if g not in missing for m in members):
         run = runs[name]
-        summary = summarize(history_csv.read(history_file(histories_dir, name), run))
+        history = history_csv.read(history_file(histories_dir, name), run)
+        summary = summarize(history)
+        fitted = history.loc[history["train_accuracy"] >= THRESHOLD, "val_accuracy"]
         rows.append({**coordinates(run), **{k: summary[k] for k in (
-            "updates_to_99_train", "updates_to_99_val", "best_val_accuracy")}})
+            "updates_to_99_train", "updates_to_99_val", "best_val_accuracy")},
+            # validation accuracy when training accuracy first reached 99%: had generalization begun by then?
+            "val_accuracy_at_fit": float(fitted.iloc[0]) if len(fitted) else math.nan})
     return _frame(rows)
 
 
@@ -307,7 +312,7 @@ def record_frame(summary: dict) -> pd.DataFrame:
 
 
 _COLUMNS = ("operation", "train_fraction", "seed", "intervention", "updates_to_99_train", "updates_to_99_val",
-            "best_val_accuracy")
+            "best_val_accuracy", "val_accuracy_at_fit")
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

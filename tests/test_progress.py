@@ -161,10 +161,50 @@ def test_nanda_claims_fail_on_a_run_that_does_not():
 
 
 def test_a_weak_effect_is_called_weak_and_not_reproduced():
-    claim = {c.id: c for c in claims._progress_run("r", _frame([0, 0, 1.0, 1.5, 1.2], [10, 20, 30, 30, 28.5]),
+    claim = {c.id: c for c in claims._progress_run("r", _frame([0, 0, 1.0, 1.6, 1.7], [10, 20, 30, 30, 28.5]),
                                                    _summary())}
     assert claim["fig5_excluded_rises[r]"].verdict == "not reproduced" and "weak" in claim["fig5_excluded_rises[r]"].effect
     assert claim["fig5_norm_cleanup[r]"].verdict == "not reproduced" and "weak" in claim["fig5_norm_cleanup[r]"].effect
+
+
+def _window(excluded: list[float], train: list[float]) -> pd.DataFrame:
+    """A run memorized at update 100 and generalized at the last of 12 log points, with these excluded losses
+    and training accuracies from update 100 on."""
+    updates = [0, 10, *(100 * 2 ** i for i in range(len(excluded)))]
+    count = len(updates)
+    return pd.DataFrame({"update": updates, "train_loss": 0.01, "train_accuracy": [0, 0.5, *train],
+                         "val_loss": np.geomspace(4.6, 0.01, count), "val_accuracy": [*[0.0] * (count - 1), 1.0],
+                         "restricted_loss": np.geomspace(4.6, 0.001, count), "excluded_loss": [0, 0, *excluded],
+                         "weight_norm": 10.0, "share_1": 0.0, "share_2": 0.0, "share_3": 0.0, "share_4": 0.0})
+
+
+def test_a_loss_spike_decides_the_excluded_loss_claim_neither_way():
+    """transformer_div's window has 3 log points of 29 in loss spikes (issue 33): a spike is left out of the
+    measurement, and neither vetoes a rise nor makes one; a training loss that does not stay low still fails."""
+    summary = {**_summary(), "phases": {"memorization_ends": 100, "circuit_formation_ends": None,
+                                        "cleanup_ends": 100 * 2 ** 9}}
+    rising, held = [1, 1.2, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5], [1.0] * 10
+
+    def excluded(excluded, train):
+        return {c.id: c for c in claims._progress_run("r", _window(excluded, train), summary)}["fig5_excluded_rises[r]"]
+
+    assert excluded(rising, held).verdict == "reproduced"
+    spiked = held[:4] + [0.77] + held[5:]  # a spike mid-way, where the excluded loss jumps on it
+    assert excluded(rising[:4] + [40] + rising[5:], spiked).verdict == "reproduced"
+    flat = [1, 1.05, 1.1, 1, 1.05, 1.1, 1, 1.05, 1.1, 1]
+    assert excluded(flat[:4] + [40] + flat[5:], spiked).verdict == "not reproduced"  # the spike's 40 is no rise
+    fallen = [1.0] * 5 + [0.5, 0.6, 0.7] + [1.0] * 2
+    claim = excluded(rising, fallen)
+    assert claim.verdict == "not reproduced" and "not held" in claim.effect
+
+
+def test_the_restricted_loss_claim_reads_every_level_and_the_median_decides():
+    """mlp_add's ratio was ×2.007 at ln 2 alone and 1.6-1.9 at the other levels (issue 33): the median decides."""
+    frame = _frame([0, 0, 0.01, 0.5, 2.0], [10, 20, 30, 30, 15])
+    claim = {c.id: c for c in claims._progress_run("r", frame, _summary())}["fig5_restricted_early[r]"]
+    assert claim.verdict == "reproduced" and "per level 3: 10.00×" in claim.effect
+    for level in claims.FALLEN_LEVELS:
+        assert f"below {level:.2g}:" in claim.measured
 
 
 # --- the replay: the stage end to end on a tiny run --------------------------------------------------------------
