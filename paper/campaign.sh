@@ -32,7 +32,14 @@ state_of() {  # "complete", "partial, …", "not trained": `repro trained`'s wor
 
 train() {
   local seconds end left run rc
-  seconds=$(python -c 'import sys; from repro.cli import _duration; print(int(_duration(sys.argv[1])))' "$1")
+  seconds=$(python -c '
+import sys
+from click import BadParameter
+from repro.cli import _duration
+try:
+    print(int(_duration(sys.argv[1])))
+except BadParameter as error:
+    sys.exit(f"campaign.sh: {error.message}")' "$1") || exit 2
   end=$(( $(date +%s) + seconds ))
   $REPRO generate >/dev/null
   mkdir -p "$STATE"
@@ -45,12 +52,19 @@ train() {
     [ -f "$STATE/$run.tar" ] && $REPRO unpack "$STATE/$run.tar" "$run"
     echo "campaign: $run for ${left}s ($(date -u +%FT%TZ))"
     rc=0
-    $REPRO train "$run" --for "${left}s" || rc=$?
+    # --must-resume: a state this code cannot continue (the training code or libraries changed) stops the
+    # campaign here, its state file untouched, instead of starting the run over and packing that over it.
+    $REPRO train "$run" --for "${left}s" --must-resume || rc=$?
+    case $rc in
+      0|130|143) ;;  # finished, stopped at the deadline, or by a signal: its checkpoints are sound
+      *) echo "campaign: repro train $run failed (exit $rc); nothing was packed$([ -f "$STATE/$run.tar" ] \
+                && echo ", and $STATE/$run.tar is as it was")" >&2
+         exit "$rc" ;;
+    esac
     if [ -d "checkpoints/$run" ]; then  # stopped before its budget: keep its state where git carries it
       $REPRO pack "$run" "$STATE/$run.tar"
       break
     fi
-    [ "$rc" = 0 ] || { echo "campaign: repro train $run failed ($rc)" >&2; exit "$rc"; }
     rm -f "$STATE/$run.tar"
   done
   trap - INT TERM
@@ -94,9 +108,11 @@ run_stage() {  # dvc repro -s STAGE, or a word that its inputs are not all here 
 
 adopt() {
     local commit=$1 run
+    git rev-parse --verify --quiet "$commit^{commit}" > /dev/null \
+        || { echo "campaign.sh: $commit is not a commit of this repository (git log shows them)" >&2; exit 2; }
     old=$(mktemp -d)  # global: the EXIT trap reads it after this function has returned
+    trap 'git worktree remove --force "$old/code" 2> /dev/null; rm -rf "$old"' EXIT
     git worktree add --detach "$old/code" "$commit" > /dev/null
-    trap 'git worktree remove --force "$old/code"; rm -rf "$old"' EXIT
     for run in "${RUNS[@]}"; do
         [ -f "$STATE/$run.tar" ] || continue
         $REPRO unpack "$STATE/$run.tar" "$run"

@@ -136,11 +136,19 @@ run() {
     python3 -m repro generate > /dev/null
     export JAX_COMPILATION_CACHE_DIR="$state/jax-cache"
     [ "$quick" = 1 ] && quick_check "$report" "$@"
-    for group in "$@"; do  # state carried from an earlier lease
-        [ -f "lease/$(lease_file "$group")" ] && python3 -m repro unpack "lease/$(lease_file "$group")" "$group" >> "$log" 2>&1
+    local skip=() carried
+    for group in "$@"; do  # state carried from an earlier lease; one that will not unpack is said, not fatal
+        carried="lease/$(lease_file "$group")"
+        [ -f "$carried" ] || continue
+        if ! python3 -m repro unpack "$carried" "$group" >> "$log" 2>&1; then
+            echo "== $group: its carried state $carried did not unpack ($(tail -n 1 "$log")); left out of this" \
+                 "lease, its state kept as it came" >> "$report"
+            skip+=("$group")
+        fi
     done
     echo "== set-up: $((SECONDS - (end - deadline))) s of the ${deadline} s (installing, checks, tables, carried state)" >> "$report"
     for group in "$@"; do
+        [[ " ${skip[*]} " == *" $group "* ]] && continue
         [ -d "runs/$group" ] && { trained+=("$group"); continue; }
         left=$((end - SECONDS - LEASE_MARGIN))
         if [ -n "$cut" ] || [ "$left" -lt 10 ]; then echo "== $group: not started (no time left)" >> "$report"; continue; fi
@@ -231,10 +239,16 @@ unpack() {
     for archive in "$@"; do
         case "$archive" in
             */state-*.tar|state-*.tar|*/state-*.tar.part-00|state-*.tar.part-00)  # a lease's in-flight state
-                local name=${archive##*/state-}
+                local name=${archive##*/state-} checked
                 name=${name%.part-00}
+                cat "${archive%.part-00}"* > "$there/$name"
+                # Checked before it is kept: an unreadable state would only fail the next lease, far away.
+                if ! checked=$(cd "$root/paper" && PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" \
+                               "${PYTHON:-python3}" -m repro unpack --check "$there/$name" 2>&1); then
+                    die "$archive is not a readable state (${checked##*$'\n'}); nothing was unpacked from it"
+                fi
                 mkdir -p "$root/paper/lease"
-                cat "${archive%.part-00}"* > "$root/paper/lease/$name"
+                mv "$there/$name" "$root/paper/lease/$name"
                 echo "device.sh: paper/lease/$name: in-flight state for the next lease's \`run\`"
                 continue ;;
             */state-*.tar.part-*|state-*.tar.part-*) continue ;;  # read with its .part-00
@@ -249,12 +263,15 @@ unpack() {
         # Only plain files and folders with relative names: a link could point outside paper/, and DVC would
         # then cache (and push) whatever it points to.
         local odd
-        odd=$(tar -tvzf "$archive" | awk '$1 !~ /^[-d]/ || $NF ~ /^\// || $NF ~ /(^|\/)\.\.(\/|$)/ {print $NF}' | head -3)
+        # awk reads the whole listing (a `head` would close the pipe early, and tar die of SIGPIPE under pipefail)
+        odd=$(tar -tvzf "$archive" | awk '($1 !~ /^[-d]/ || $NF ~ /^\// || $NF ~ /(^|\/)\.\.(\/|$)/) && n++ < 3 {print $NF}') \
+            || die "$archive is not a readable .tar.gz; nothing was unpacked"
         [ -z "$odd" ] || die "$archive holds something other than plain files and folders with relative names" \
                              "(${odd//$'\n'/, }); nothing was unpacked"
         rm -rf "$there/data"
         # Owners and modes are this user's, whatever the archive says.
         tar -xzf "$archive" -C "$there" --no-same-owner --no-same-permissions data runs
+        chmod -R u=rwX,go=rX "$there/data" "$there/runs"  # the archive's modes (0600, say) are not kept either
     done
     cd "$root/paper"
     local repro=("${PYTHON:-python3}" -m repro) group

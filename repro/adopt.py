@@ -57,14 +57,16 @@ np.savez(out, *shard.state_arrays())
 """
 
 
-def _params(code: Path, here: Path) -> Path:
-    """The parameter file the code under `code` is to read: its own checkout's copy of ./params.yaml where there
-    is one (an older checkout may not know the keys added since), else ./params.yaml."""
+def _params(code: Path, here: Path, params: Path) -> Path:
+    """The parameter file the code under `code` is to read: its own checkout's copy of `params` (the file this
+    process reads, `repro --params`) where there is one (an older checkout may not know the keys added since),
+    else `params` itself."""
+    params = params.resolve()
     try:
-        theirs = code / Path.cwd().resolve().relative_to(here) / "params.yaml"
+        theirs = code / params.relative_to(here)
     except ValueError:  # not in this checkout: the same file for both
-        return Path("params.yaml").resolve()
-    return theirs if theirs.is_file() else Path("params.yaml").resolve()
+        return params
+    return theirs if theirs.is_file() else params
 
 
 def _continue(code: Path, checkpoint: Path, group: str, precision: str, updates: int, out: Path,
@@ -79,7 +81,8 @@ def _continue(code: Path, checkpoint: Path, group: str, precision: str, updates:
         return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
-def adopt(config: Config, name: str, old_code: Path, updates: int, report) -> list[str]:
+def adopt(config: Config, name: str, old_code: Path, updates: int, report,
+          params: Path = Path("params.yaml")) -> list[str]:
     """Re-stamps every checkpoint of NAME's groups whose only difference is the training code, once both codes
     continue it to the same bytes; returns the checkpoints adopted. Refuses (ConfigError) on any other
     difference, on code under `old_code` that is not the code that wrote the checkpoint, and on any
@@ -115,9 +118,9 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report) -> li
                               f"checkout of the commit its last slice names ({meta['slices'][-1].get('commit')})")
         with tempfile.TemporaryDirectory() as tmp:
             before = _continue(old_code, path, group, made_as["precision"], updates, Path(tmp) / "old.npz",
-                               _params(old_code, here))
+                               _params(old_code, here, params))
             after = _continue(here, path, group, made_as["precision"], updates, Path(tmp) / "new.npz",
-                              Path("params.yaml").resolve())
+                              params.resolve())
         same = len(before) == len(after) and all(
             a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(before, after))
         if not same:

@@ -122,7 +122,9 @@ def parse_rates(given: tuple[str, ...], kinds: list[str]) -> dict[str, dict[int,
         except ValueError:
             raise ConfigError(f"--rates {text!r} is not KIND:RUNS=RATE,… (for example transformer:1=2100,24=5300)") \
                 from None
-        if 1 not in rates[kind] or any(rate <= 0 for rate in rates[kind].values()):
+        if any(not math.isfinite(rate) or rate <= 0 for rate in rates[kind].values()):
+            raise ConfigError(f"--rates {text!r}: every rate must be a positive, finite number of updates a second")
+        if 1 not in rates[kind]:
             raise ConfigError(f"--rates {text!r} needs a positive rate for 1 run (groups of any size fall back on it)")
     missing = [kind for kind in kinds if kind not in rates]
     if missing:
@@ -145,13 +147,15 @@ def read_estimate(path: Path, groups: list[str]) -> dict[str, float]:
 
     try:
         seconds = json.loads(path.read_text(encoding="utf-8"))["group_seconds"]
-        missing = [name for name in groups if not isinstance(seconds.get(name), (int, float))]
+        missing = [name for name in groups if not isinstance(seconds.get(name), (int, float))
+                   or isinstance(seconds[name], bool) or not 0 <= seconds[name] < math.inf]
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ConfigError(f"{path} is no `repro estimate --save` file ({type(error).__name__}: "
                           f"{error}); make it again") from None
     if missing:
-        raise ConfigError(f"{path} has no seconds for {len(missing)} group(s) of params.yaml "
-                          f"({', '.join(missing[:3])}…): it was made for other parameters; make it again")
+        raise ConfigError(f"{path} has no seconds (a finite number, 0 or more) for {len(missing)} group(s) of "
+                          f"params.yaml ({', '.join(missing[:3])}…): it was made for other parameters, or edited; "
+                          f"make it again")
     return seconds
 
 

@@ -150,6 +150,21 @@ def _read(path: Path) -> tuple[dict, np.ndarray, list[np.ndarray]]:
         return meta, saved["history"], [saved[f"state_{i}"] for i in range(count)]
 
 
+def refusal(path: Path, wanted: dict) -> str | None:
+    """Why the checkpoint at `path` cannot be resumed as `wanted` (damaged, older format, other code...), or None
+    if it can (or there is none). Reads it; changes nothing."""
+    if not path.is_file():
+        return None
+    try:
+        meta = _read(path)[0]
+    except Exception as error:
+        return f"it is damaged ({type(error).__name__}: {error})"
+    if meta.get("format") != FORMAT:
+        return f"it was written by an older version of repro (checkpoint format {meta.get('format')}, here {FORMAT})"
+    reasons = differences(meta["identity"], wanted)
+    return f"it was made with {'; '.join(reasons)}" if reasons else None
+
+
 def load(path: Path, wanted: dict, report) -> tuple[dict, np.ndarray, list[np.ndarray]] | None:
     """(meta, history, state) of a checkpoint that continues exactly as `wanted` would; else None.
 
@@ -223,21 +238,26 @@ def pack(checkpoint_dir: Path, groups: list[str], target: Path, name: str) -> li
     return [member["path"] for member in members]
 
 
-def unpack(source: Path, checkpoint_dir: Path, groups: list[str] | None = None) -> list[tuple[str, str]]:
+def unpack(source: Path, checkpoint_dir: Path, groups: list[str] | None = None,
+           check_only: bool = False) -> list[tuple[str, str]]:
     """Puts a pack's checkpoints under `checkpoint_dir`; returns (relative path, what happened) for each.
 
     Only plain files with plain relative names are read, and nothing of the archive's owners or modes
     is kept. A checkpoint here that is further along than the packed one is kept. `groups`, if given,
-    are the groups the pack may hold (those of the target it is unpacked for).
+    are the groups the pack may hold (those of the target it is unpacked for). `check_only`: every member
+    read and checked, nothing written (a ConfigError says what is wrong).
     """
     try:
         with tarfile.open(source, mode="r:") as tar:
-            entries = {}
+            entries, size = {}, source.stat().st_size
             for info in tar.getmembers():
                 if not info.isfile() or not (info.name == PACK_JSON or _MEMBER.match(info.name)) \
                         or ".." in info.name.split("/"):
                     raise ConfigError(f"{source}: {info.name!r} is not a plain checkpoint file; a pack holds "
                                       f"{PACK_JSON} and <group>/<shard>.npz files only (made by `repro pack`)")
+                if info.issparse() or info.size > size:  # a member can only be as large as the file holding it
+                    raise ConfigError(f"{source}: {info.name!r} claims {info.size:,} bytes in a file of {size:,}; "
+                                      f"not a pack made by `repro pack`; nothing unpacked")
                 entries[info.name] = tar.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as error:
         raise ConfigError(f"{source} is not a readable pack ({type(error).__name__}: {error}); make it again "
@@ -255,10 +275,16 @@ def unpack(source: Path, checkpoint_dir: Path, groups: list[str] | None = None) 
         try:
             with np.load(io.BytesIO(data)) as saved:
                 meta = json.loads(str(saved["meta"]))
+            updates = meta["updates"]
+            if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0 \
+                    or not isinstance(meta.get("identity"), dict) or not isinstance(meta.get("slices"), list):
+                raise ValueError("its description (updates, identity, slices) is not one `repro pack` writes")
         except Exception as error:
             raise ConfigError(f"{source}: {member} is damaged ({type(error).__name__}: {error}); nothing "
                               f"unpacked") from None
-        checked.append((member, data, meta.get("updates", -1)))
+        checked.append((member, data, updates))
+    if check_only:
+        return [(member, f"readable (update {updates})") for member, _, updates in checked]
     outcome = []
     for member, data, updates in checked:
         path = checkpoint_dir / member
@@ -266,7 +292,7 @@ def unpack(source: Path, checkpoint_dir: Path, groups: list[str] | None = None) 
             here = _read(path)[0].get("updates") if path.is_file() else None
         except Exception:  # a damaged checkpoint here is replaced
             here = None
-        if here is not None and here > updates:
+        if isinstance(here, int) and here > updates:
             outcome.append((member, f"kept the checkpoint here (update {here}; the pack's is at {updates})"))
             continue
         files.write_bytes(path, data)

@@ -9,6 +9,7 @@ Paths are fixed by name so that dvc.yaml can state every input and output:
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import functools
 import os
@@ -22,6 +23,9 @@ from repro.config import ConfigError
 from repro.files import CHECKPOINT_DIR, DATA_DIR, FIGURES, HISTORIES_DIR, METRICS_DIR, RECORDS_DIR, REPORT_DIR, RUNS_DIR
 
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
+
+
 def _clear_errors(command):
     """Turns our ConfigError (bad input) into click's one-line error and exit status 1."""
 
@@ -31,6 +35,12 @@ def _clear_errors(command):
             return command(*args, **kwargs)
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:  # a full or read-only disk, or no permission: every output is written atomically,
+            if error.errno not in _DISK_ERRORS:  # so what was there before is intact
+                raise
+            raise click.ClickException(f"could not write {error.filename or 'an output'}: {error.strerror}; outputs "
+                                       f"written before are intact (each is written whole or not at all). Free "
+                                       f"space or make the folder writable, then run the command again") from None
 
     return wrapper
 
@@ -90,9 +100,12 @@ def _duration(text: str) -> float:
 @click.option("--for", "duration", metavar="DURATION", default=None,
               help="Train for at most this long (90s, 45m, 2h, 1h30m), then checkpoint and exit 0; run again to "
                    "continue. A named run stopped so leaves its history so far in runs/NAME/ (a partial result).")
+@click.option("--must-resume", is_flag=True,
+              help="A checkpoint under checkpoints/ that this code cannot continue is an error, not a fresh start: "
+                   "it is left as it is (paper/campaign.sh trains so; `repro adopt` carries state across code).")
 @click.pass_context
 @_clear_errors
-def train(context: click.Context, name: str, precision: str, duration: str | None) -> None:
+def train(context: click.Context, name: str, precision: str, duration: str | None, must_resume: bool) -> None:
     """Trains sweep NAME into runs/NAME/ (every group of it, in one process), or group NAME into runs/NAME/.
 
     A group is a named run, or a sweep's `<sweep>/<operation>-<intervention>`;
@@ -105,7 +118,7 @@ def train(context: click.Context, name: str, precision: str, duration: str | Non
 
     seconds = None if duration is None else _duration(duration)
     config = _config(context)
-    outcome = train_module.train_target(config, name, precision, seconds)
+    outcome = train_module.train_target(config, name, precision, seconds, must_resume)
     for group, positions, reached, budget in outcome.stopped:
         where = "not started" if reached < 0 else f"stopped at update {reached:,} of {budget:,}"
         click.echo(f"{group}: runs {positions} {where}; run again to continue")
@@ -152,15 +165,17 @@ def adopt(context: click.Context, name: str, old_code: Path, updates: int) -> No
     it to the same bytes (repro/adopt.py); else changes nothing and exits non-zero."""
     from repro import adopt as adopt_module
 
-    adopt_module.adopt(_config(context), name, old_code, updates, click.echo)
+    adopt_module.adopt(_config(context), name, old_code, updates, click.echo, Path(context.obj))
 
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("name", required=False)
+@click.option("--check", "check_only", is_flag=True,
+              help="Read and check every member (and, with NAME, that it belongs to NAME); write nothing.")
 @click.pass_context
 @_clear_errors
-def unpack(context: click.Context, source: Path, name: str | None) -> None:
+def unpack(context: click.Context, source: Path, name: str | None, check_only: bool) -> None:
     """Puts the in-flight state packed in SOURCE (`repro pack`) under checkpoints/, to continue with `repro train`.
 
     With NAME, refuses a pack that holds other groups than NAME's. A checkpoint here that is further
@@ -170,7 +185,7 @@ def unpack(context: click.Context, source: Path, name: str | None) -> None:
     from repro import checkpoints
 
     groups = None if name is None else [group.name for group in _config(context).trained_by(name)]
-    for member, outcome in checkpoints.unpack(source, CHECKPOINT_DIR, groups):
+    for member, outcome in checkpoints.unpack(source, CHECKPOINT_DIR, groups, check_only):
         click.echo(f"{CHECKPOINT_DIR / member}: {outcome}")
 
 

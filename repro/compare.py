@@ -90,7 +90,7 @@ def working_files(root: Path) -> dict[str, bytes]:
             if p.is_file() and not p.name.startswith(".")}
 
 
-def _numbers(path: str, data: bytes) -> pd.DataFrame | None:
+def _numbers(path: str, data: bytes, where: str) -> pd.DataFrame | None:
     """A history (a CSV with an `update` column) as numbers indexed by update; None for any other file."""
     if not path.endswith(".csv"):
         return None
@@ -100,6 +100,10 @@ def _numbers(path: str, data: bytes) -> pd.DataFrame | None:
         return None
     if "update" not in frame.columns:
         return None
+    repeated = frame["update"][frame["update"].duplicated()]
+    if len(repeated):
+        raise ConfigError(f"{path} {where} is damaged: update {repeated.iloc[0]} is logged twice; remake it with "
+                          f"`dvc repro` (or take the committed one back with `git checkout -- {path}`)")
     return frame.set_index("update").select_dtypes("number")
 
 
@@ -119,8 +123,8 @@ def _note(largest: dict, quantity: str, difference: float, where: str) -> None:
         largest[quantity] = (difference, where)
 
 
-def _differences(path: str, old: bytes, new: bytes, largest: dict) -> None:
-    before, after = _numbers(path, old), _numbers(path, new)
+def _differences(path: str, old: bytes, new: bytes, largest: dict, revision: str) -> None:
+    before, after = _numbers(path, old, f"at {revision}"), _numbers(path, new, "here")
     if before is not None and after is not None:
         for column in before.columns.intersection(after.columns):
             if column.startswith("share_"):  # a spectrum's 48 shares: one entry for all of them
@@ -166,7 +170,7 @@ def compare(root: Path, revision: str = "HEAD") -> Comparison:
             result.identical.append(path)
         else:
             result.different.append(path)
-            _differences(path, committed[path], here[path], result.largest)
+            _differences(path, committed[path], here[path], result.largest, revision)
     before, after = _verdicts(committed.get(CLAIMS), f"at {revision}"), _verdicts(here[CLAIMS], "here")
     result.verdicts = {claim: (before.get(claim), after.get(claim)) for claim in dict.fromkeys([*before, *after])}
     return result

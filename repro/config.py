@@ -341,6 +341,8 @@ def _check_training(where: str, t: TrainingConfig) -> None:
     for name in ("weight_decay", "warmup_updates", "seed", "update_noise", "weight_noise"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{where}.{name} must not be negative, got {getattr(t, name)!r}")
+    if t.seed >= 2 ** 31:  # it keys the random draws of training as a 32-bit integer
+        raise ConfigError(f"{where}.seed must be below 2^31 (2,147,483,648), got {t.seed!r}")
     if not 0.0 <= t.dropout < 1.0:
         raise ConfigError(f"{where}.dropout must lie in [0, 1), got {t.dropout!r}")
     if not 0 <= t.stop_after <= t.log_points:
@@ -619,6 +621,9 @@ def parse(raw: Any) -> Config:
     interventions = {}
     for name, value in _named("interventions", raw["interventions"]).items():
         where = f"interventions.{name}"
+        if "-" in name:  # a member is named op-fraction-seed-intervention, and read back from its last "-"
+            raise ConfigError(f"{where}: an intervention's name may not hold '-' (sweep members are named "
+                              f"operation-fraction-seed-intervention); write {name.replace('-', '_')!r}")
         interventions[name] = dict(_mapping(where, value or {}))
         _check_training(where, _dataclass(TrainingConfig, where, interventions[name], defaults))
 
@@ -660,12 +665,27 @@ def parse(raw: Any) -> Config:
     return Config(scale, datasets, models, runs, sweeps, groups, interventions, figures, execution, progress)
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last one would win unseen; DVC refuses
+    such a file outright)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load(path: str | Path = DEFAULT_PARAMS) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path} not found; run from the repository root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path} is not UTF-8 text ({error}); save it as UTF-8") from None
     except yaml.YAMLError as error:

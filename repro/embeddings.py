@@ -59,7 +59,11 @@ def load_output_rows(run_dir: Path, run: RunConfig) -> tuple[np.ndarray, dict]:
         raise ConfigError(f"{run_dir} holds no weights (its sweep's keep_weights leaves {run.name} out); "
                           "Figure 3 needs them: add the member to keep_weights and retrain the sweep")
     run_folder.check_weights(run_dir / run_folder.WEIGHTS, run.group)
-    model.load_weights(run_dir / run_folder.WEIGHTS)
+    try:
+        model.load_weights(run_dir / run_folder.WEIGHTS)
+    except ValueError as error:  # a whole HDF5 file, but of other weights (another model, or another run's)
+        raise ConfigError(f"{run_dir / run_folder.WEIGHTS} holds weights of another shape than {run.name}'s model "
+                          f"({str(error).splitlines()[0][:200]}); retrain it with `repro train {run.group}`") from None
     kernel = ops.convert_to_numpy(model.get_layer("output").kernel)  # (width, outputs)
     return np.asarray(kernel, dtype=np.float64).T[:num_elements], record
 

@@ -73,6 +73,12 @@ def text(rows: np.ndarray, columns: list[str] = COLUMNS) -> str:
     return buffer.getvalue()
 
 
+def log_schedule(updates: int, points: int) -> list[int]:
+    """The updates a history logs (training evaluates after each): 0, then `points` log-spaced steps to `updates`."""
+    spaced = np.unique(np.round(np.geomspace(1, updates, num=points)).astype(int))
+    return [0, *spaced.tolist()]
+
+
 def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
     """`run`'s history at `path`, checked: the right columns, numbers only, finished at the run's budget, or
     where its stopping rule (`decided_at`) stopped it.
@@ -98,8 +104,14 @@ def read(path: Path, run: RunConfig, until: int | None = None) -> pd.DataFrame:
     if missing.any().any():  # a diverged run is a result: training writes its non-finite values as nan or inf
         written = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
         missing[COLUMNS[1:]] &= ~written[COLUMNS[1:]].apply(lambda column: column.str.lower().isin(NON_FINITE))
-    if missing.any().any() or not numbers["update"].is_monotonic_increasing:
-        raise ConfigError(f"{path} is damaged (a missing or non-numeric value, or updates out of order); {retrain}")
+    if missing.any().any():
+        raise ConfigError(f"{path} is damaged (a missing or non-numeric value); {retrain}")
+    logged, expected = numbers["update"].tolist(), log_schedule(run.training.updates, run.training.log_points)
+    if logged != expected[:len(logged)]:  # a row deleted, repeated or moved: not what training logged
+        at = next(i for i, (a, b) in enumerate(zip(logged + [None], expected + [None])) if a != b)
+        raise ConfigError(f"{path} is damaged: its row {at + 2} logs update {logged[at] if at < len(logged) else '—'}"
+                          f", where training logs update {expected[at] if at < len(expected) else '—'} (a row "
+                          f"deleted, repeated or out of order); {retrain}")
     decided = None if until is not None else decided_at(numbers.to_numpy(dtype=np.float64), run.training.stop_after)
     if decided is not None:  # the rule stopped it there; a history that goes on was not made by this rule
         updates = int(numbers["update"].iloc[decided])

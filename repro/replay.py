@@ -46,7 +46,7 @@ def run_again(run: RunConfig, dataset: datasets.Dataset, precision: str) -> Repl
     model, table = shard.program.model, shard.table
     extra = [ops.zeros(v.shape, v.dtype) for v in model.non_trainable_variables]
     forward = backend.compile(lambda params: model.stateless_call(params, extra, table[0], training=False)[0])
-    schedule = train.log_schedule(run.training.updates, run.training.log_points)
+    schedule = history_csv.log_schedule(run.training.updates, run.training.log_points)
     rows, weights = [], []
 
     def log(update: int) -> None:
@@ -79,8 +79,16 @@ def measure(run: RunConfig, run_dir: Path) -> Measured:
     difference = float(np.max(np.abs(logged[:, 1:] - committed.to_numpy()[:, 1:])))
     identical = text == (run_dir / history_csv.FILE).read_text(encoding="utf-8")
     if not identical:
-        print(f"{run.name}: the replay differs from the committed history by up to {difference:.3g} (another "
-              f"machine's round-off?); the measures are the replay's", flush=True)
+        made = _machine({**run_folder.made_on(run_dir, record), "versions": record.get("versions", {})})
+        here = _machine(_this_machine())
+        if made == here:  # the kind of machine and the libraries that made it: round-off cannot be why
+            raise ConfigError(f"{run_dir / history_csv.FILE} differs from its replay by up to {difference:.3g} on "
+                              f"the kind of machine, backend and libraries that made it ({made}): the file was "
+                              f"changed after training, or training is not deterministic here. Retrain it with "
+                              f"`repro train {run.group}`")
+        print(f"{run.name}: the replay differs from the committed history by up to {difference:.3g}: it was made "
+              f"on {made}, replayed on {here}, whose round-off may differ (docs/exactness.md); the measures are "
+              f"the replay's", flush=True)
 
     history = pd.DataFrame(replayed.history, columns=history_csv.COLUMNS).astype({"update": int})
     measured = progress.measure_points(history, [replayed.logits(w) for w in replayed.weights],
@@ -93,6 +101,28 @@ def measure(run: RunConfig, run_dir: Path) -> Measured:
     print(f"{run.name}: replayed {run.training.updates:,} updates in {replay_seconds:.1f} s, measured "
           f"{len(history)} log points in {time.monotonic() - started:.1f} s", flush=True)
     return measured
+
+
+def _this_machine() -> dict:
+    """This process's `_machine` fields, as a run's record and provenance give them for the machine that made it."""
+    import platform
+
+    import keras
+
+    from repro import backend, provenance
+
+    cpu = provenance.cpu()
+    return {"backend": backend.NAME, "cpu": cpu.get("model"), "vector_extensions": cpu.get("vector_extensions"),
+            "versions": {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
+                         **backend.versions()}}
+
+
+def _machine(found: dict) -> str:
+    """What decides a run's round-off, in words: backend, CPU model and vector units, library versions."""
+    extensions = found.get("vector_extensions")
+    units = ", ".join(extensions) if extensions else "vector units not recorded"
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(found.get("versions", {}).items()))
+    return f"{found.get('backend')} on {found.get('cpu')} ({units}); {versions}"
 
 
 def stage(config, name: str) -> Measured:

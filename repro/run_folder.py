@@ -98,7 +98,7 @@ def read(run_dir: Path, run: RunConfig) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         fingerprint = record["fingerprint"]
-        missing = [key for key in REQUIRED if key not in record]
+        missing = [key for key in REQUIRED if not isinstance(record.get(key), (dict, str, int, float))]
         if missing:
             raise KeyError(f"no {', '.join(missing)}")
     except (ValueError, KeyError, TypeError) as error:
@@ -107,6 +107,16 @@ def read(run_dir: Path, run: RunConfig) -> dict:
         raise ConfigError(f"{run_dir} was trained with other parameters than params.yaml's (an interrupted or "
                           f"skipped retrain?); {retrain}")
     return record
+
+
+def complete(run_dir: Path, fingerprint: str) -> bool:
+    """Whether `run_dir` holds a whole run (history and run.json, not partial) trained with these parameters."""
+    try:
+        record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("fingerprint") == fingerprint and PARTIAL not in record
+            and (run_dir / history_csv.FILE).is_file())
 
 
 def made_on(run_dir: Path, record: dict) -> dict:

@@ -58,7 +58,7 @@ import numpy as np
 from keras import ops
 
 from repro import backend, checkpoints, datasets, determinism, files, history_csv, models, provenance, run_folder
-from repro.config import Config, ModelConfig, RunConfig, TrainingConfig
+from repro.config import Config, ConfigError, ModelConfig, RunConfig, TrainingConfig
 from repro.datasets import Dataset
 
 # Updates per compiled call. Fixed, so that one compilation serves every call.
@@ -67,12 +67,6 @@ CPU_THREADS = 2  # shards trained at once on a CPU (the laptop's two cores)
 _SHUFFLE, _WEIGHT_NOISE, _UPDATE_NOISE, _DROPOUT, _REPLACEMENT = 1, 2, 3, 4, 5  # purposes that key random draws
 _HYPER = ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "warmup_updates",
           "update_noise", "weight_noise", "dropout")
-
-
-def log_schedule(updates: int, points: int) -> list[int]:
-    """Updates after which to evaluate: 0, then `points` log-spaced steps up to `updates`."""
-    spaced = np.unique(np.round(np.geomspace(1, updates, num=points)).astype(int))
-    return [0, *spaced.tolist()]
 
 
 def batch_size(run: RunConfig, num_train: int) -> int:
@@ -712,7 +706,7 @@ def _train_job(job: _Job, progress: Progress, checkpoint_seconds: float, stop: S
         job.stopped_at = -1
         return
     shard = job.shard
-    schedule = log_schedule(job.updates, job.trainer.runs[shard.positions[0]].training.log_points)
+    schedule = history_csv.log_schedule(job.updates, job.trainer.runs[shard.positions[0]].training.log_points)
     resumed = checkpoints.load(job.checkpoint, job.made_as, _report)
     if resumed is None:
         at, earlier = 0, []
@@ -784,11 +778,13 @@ class Trained:
     finished: list[tuple[RunConfig, np.ndarray]] = field(default_factory=list)  # each run's last history row
 
 
-def train_target(config: Config, name: str, precision: str = "fp32", seconds: float | None = None) -> Trained:
+def train_target(config: Config, name: str, precision: str = "fp32", seconds: float | None = None,
+                 must_resume: bool = False) -> Trained:
     """`repro train NAME`: every group NAME trains (Config.trained_by), into runs/NAME/ (a group: its name).
 
     A named run's data are its generated table (data/, a DVC output); a sweep member's split is made
-    here, which is cheap. `seconds`: stop after so long (Stop), checkpointing every shard.
+    here, which is cheap. `seconds`: stop after so long (Stop), checkpointing every shard. `must_resume`:
+    a checkpoint this code cannot continue is a ConfigError before anything trains, and is left as it is.
     """
     groups = config.trained_by(name)
     root = name if name in config.sweeps else groups[0].name
@@ -799,7 +795,7 @@ def train_target(config: Config, name: str, precision: str = "fp32", seconds: fl
                 else datasets.load(files.DATA_DIR / run.dataset_name, run.dataset) for run in runs]
         jobs.append((group.name, runs, data))
     trained = train_groups(root, jobs, files.RUNS_DIR / root, files.CHECKPOINT_DIR, precision,
-                           config.execution.checkpoint_seconds, config.keeps_weights, Stop(seconds))
+                           config.execution.checkpoint_seconds, config.keeps_weights, Stop(seconds), must_resume)
     trained.finished = [(run, history[-1]) for (_, runs, _), group_history in zip(jobs, trained.histories)
                         for run, history in zip(runs, group_history)]
     return trained
@@ -807,7 +803,8 @@ def train_target(config: Config, name: str, precision: str = "fp32", seconds: fl
 
 def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Dataset]]], out_dir: Path,
                  checkpoint_dir: Path, precision: str = "fp32", checkpoint_seconds: float = 60.0,
-                 keeps_weights: Callable[[RunConfig], bool] = lambda run: True, stop: Stop | None = None) -> Trained:
+                 keeps_weights: Callable[[RunConfig], bool] = lambda run: True, stop: Stop | None = None,
+                 must_resume: bool = False) -> Trained:
     """Trains `groups` (name, runs, datasets) in one process, resuming each shard from its checkpoint.
 
     `name` is a sweep, a group or a run; every run's folder is written under
@@ -833,6 +830,13 @@ def train_groups(name: str, groups: list[tuple[str, list[RunConfig], list[Datase
                                            precision)
             jobs.append(_Job(group, trainer, shard, checkpoint_dir / group / f"{shard.positions[0]}.npz", made_as))
     jobs.sort(key=_Job.cost, reverse=True)
+    if must_resume:  # before any shard trains: a refused state is kept, never replaced by a fresh start
+        for job in jobs:
+            why = checkpoints.refusal(job.checkpoint, job.made_as)
+            if why:
+                raise ConfigError(f"{job.checkpoint}: not resumed, since {why}; it is left as it is. Carry it "
+                                  f"across with `repro adopt {name} --old-code FOLDER` (paper/campaign.sh adopt "
+                                  f"COMMIT), or delete it to start {job.group} over")
     runs_in_all = sum(len(runs) for _, runs, _ in groups)
     progress = Progress(name, sum(run.training.updates for _, runs, _ in groups for run in runs), runs_in_all)
     workers = 1 if backend.accelerator() == "gpu" else CPU_THREADS
@@ -876,6 +880,9 @@ def _write_partial(name: str, groups, trainers: list[GroupTrainer], jobs: list[_
         return
     (job,), trainer, (run,), (dataset,) = jobs, trainers[0], groups[0][1], groups[0][2]
     if job.stopped_at is None or job.stopped_at < 0 or len(job.shard.history) < 2:
+        return
+    if run_folder.complete(out_dir, run.fingerprint()):
+        _report(f"{out_dir} holds this run complete; kept it (the stopped run's state is under checkpoints/)")
         return
     history = np.stack(job.shard.history, axis=1)[0]
     partial = {"updates": int(history[-1, 0]), "budget": run.training.updates}

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def _stop_mid_way(root):
 def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_path):
     whole = _prepare(tmp_path / "whole", **LONG)
     repro("train", "tiny", cwd=whole)
+    # Trained again and stopped mid-way (a deadline, Ctrl-C, SIGTERM): the complete run stays, not a partial one.
+    kept = {name: (whole / "runs/tiny" / name).read_bytes() for name in OUTPUTS}
+    _stop_mid_way(whole)
+    assert {name: (whole / "runs/tiny" / name).read_bytes() for name in OUTPUTS} == kept
+    shutil.rmtree(whole / "checkpoints")
 
     here = _prepare(tmp_path / "here", **LONG)
     reached = _stop_mid_way(here)
@@ -203,6 +209,11 @@ def _repro_with(code, *args, cwd):
 def test_a_checkpoint_is_adopted_across_a_code_change_only_where_both_codes_continue_it_alike(tmp_path):
     whole = _prepare(tmp_path / "whole", **LONG)
     repro("train", "tiny", cwd=whole)
+    # Trained again and stopped mid-way (a deadline, Ctrl-C, SIGTERM): the complete run stays, not a partial one.
+    kept = {name: (whole / "runs/tiny" / name).read_bytes() for name in OUTPUTS}
+    _stop_mid_way(whole)
+    assert {name: (whole / "runs/tiny" / name).read_bytes() for name in OUTPUTS} == kept
+    shutil.rmtree(whole / "checkpoints")
     root = _prepare(tmp_path / "root", **LONG)
     reached = _stop_mid_way(root)  # written by this checkout's code
     checkpoint = root / "checkpoints/tiny/0.npz"

@@ -67,6 +67,13 @@ def _broken(edit):
     (lambda r: r["training"].update(decay_towards="one"), r"decay_towards must be 'zero' or 'init'"),
     (lambda r: r["interventions"].update(bad={"update_noise": -1.0}), r"interventions.bad.update_noise must not be negative"),
     (lambda r: r["sweeps"]["grid"].update(interventions=["ghost"]), r"'ghost' is not in interventions"),
+    # issue 33: "big-adamw" was accepted, then read back as "adamw" and pooled with it
+    (lambda r: r["interventions"].update({"big-adamw": {"weight_decay": 2.0}}), r"may not hold '-'.*'big_adamw'"),
+    (lambda r: r["training"].update(seed=2 ** 31), r"training.seed must be below 2\^31"),
+    (lambda r: r["training"].update(batch_order="random"), r"batch_order must be one of epochs, official, replacement"),
+    (lambda r: r["training"].update(full_batch=True, batch_order="replacement"), r"full_batch .* means nothing there"),
+    (lambda r: r["models"]["mlp"].update(sequence="official"), r"sequence 'official' is a transformer's input"),
+    (lambda r: r.update(figures="none"), r"progress: a file with `figures: none` has no pipeline"),
     (lambda r: r["sweeps"]["grid"].update(fractions=[0.5, 0.5]), r"lists an item twice"),
     (lambda r: r["sweeps"]["grid"].update(fractions=[1.5]), r"strictly between 0 and 1"),
     (lambda r: r["sweeps"]["grid"].pop("seeds"), r"missing required key\(s\) seeds"),

@@ -137,7 +137,7 @@ def test_groups_packs_the_paper_scale_into_leases_from_a_saved_estimate(paper, t
     del seconds["div_adam_0"]
     estimate.write_text(json.dumps({"group_seconds": seconds}))
     result = CliRunner().invoke(main, [*args, "--lease", "480", "--estimate", str(estimate)])
-    assert result.exit_code == 1 and "no seconds for 1 group(s)" in result.output and "div_adam_0" in result.output
+    assert result.exit_code == 1 and "for 1 group(s)" in result.output and "div_adam_0" in result.output
     result = CliRunner().invoke(main, [*args, "--lease", "480"])
     assert result.exit_code == 1 and "--lease needs --estimate" in result.output
 
@@ -378,10 +378,67 @@ def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
                              cwd=here, capture_output=True, text=True).stdout.split()
     assert ignored == ["paper/runs/operations/"]  # git keeps the named runs, DVC the sweeps
 
+    # After a change of the training code the state cannot resume: the campaign says so and stops, its state
+    # file byte for byte as it was (issue 33: it once packed a run started over on top of it).
+    state = (here / "paper/campaign/add_no_decay.tar").read_bytes()
+    models = here / "repro/models.py"
+    code = models.read_text()
+    models.write_text(code + "\n\ndef _changed():\n    return 1\n")
+    shutil.rmtree(here / "paper/checkpoints")
+    refused = subprocess.run(["bash", "paper/campaign.sh", "train", f"{round(8 + 3 * start_up)}s"], cwd=here, env=env,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "repro/models.py changed" in refused.stderr and "adopt" in refused.stderr
+    assert "nothing was packed, and campaign/add_no_decay.tar is as it was" in refused.stderr, refused.stderr
+    assert (here / "paper/campaign/add_no_decay.tar").read_bytes() == state
+    models.write_text(code)
+
     # The next slice (another session) picks add_no_decay up where the packed state left it.
     shutil.rmtree(here / "paper/checkpoints")
     second = _run("bash", "paper/campaign.sh", "train", f"{round(8 + 3 * start_up)}s", cwd=here, env=env)
     assert "unpacked (update" in second and "resuming from update" in second, second
+
+
+def test_the_campaign_fails_when_training_fails_and_packs_nothing(tmp_path):
+    """issue 33: `repro train` crashing with a checkpoint folder left behind once ended the campaign with exit 0."""
+    here = tmp_path / "here"
+    (here / "paper").mkdir(parents=True)
+    shutil.copy(REPO / "paper/campaign.sh", here / "paper")
+    (here / "paper/params.yaml").write_text(yaml.safe_dump(tiny_paper_params(), sort_keys=False), encoding="utf-8")
+    crashing = tmp_path / "repro"  # trains nothing: leaves a checkpoint folder and fails, as a crash would
+    crashing.write_text(f'#!/bin/sh\nif [ "$1" = train ]; then mkdir -p "checkpoints/$2"; echo boom >&2; exit 1; fi\n'
+                        f'exec "{sys.executable}" -m repro "$@"\n')
+    crashing.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REPRO": str(crashing), "MIN_SLICE": "1",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "paper/campaign.sh", "train", "60s"], cwd=here, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "repro train add_decay failed (exit 1); nothing was packed" in result.stderr
+    assert not list((here / "paper/campaign").glob("*.tar"))
+    bad = subprocess.run(["bash", "paper/campaign.sh", "train", "soon"], cwd=here, env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr and "Traceback" not in bad.stderr
+    commit = subprocess.run(["bash", "paper/campaign.sh", "adopt", "notacommit"], cwd=here, env=env,
+                            capture_output=True, text=True)
+    assert commit.returncode == 2 and "not a commit" in commit.stderr
+
+
+def test_an_unreadable_state_is_refused_here_and_said_there(tmp_path):
+    """issue 33: `device.sh unpack` took a state-*.tar that would not unpack, and the next lease exited 1 with the
+    reason in a log that never came back. Now unpack refuses it, and a lease carrying one says so and goes on."""
+    bad = tmp_path / "state-div_adam_0.tar"
+    bad.write_bytes(b"not a tar at all" * 64)
+    result = subprocess.run(["bash", "paper/device.sh", "unpack", str(bad)], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode != 0 and "is not a readable state" in result.stderr and "nothing was unpacked" in result.stderr
+    assert not (REPO / "paper/lease").exists()
+
+    raw = tiny_paper_params()
+    there, _, env, out = _machines(tmp_path, raw)
+    (there / "paper/lease").mkdir()
+    shutil.copy(bad, there / "paper/lease/div_adam_0.tar")
+    leased = _run("bash", "paper/device.sh", "run", "--deadline", "300", "div_adam_0", cwd=there, env=env)
+    assert "div_adam_0: its carried state lease/div_adam_0.tar did not unpack" in leased and "left out" in leased
+    assert "packed 0 finished group(s)" in leased and (there / "paper/lease/div_adam_0.tar").read_bytes() == bad.read_bytes()
 
 
 def test_unpack_refuses_links_and_a_lone_piece_before_writing_anything(tmp_path):

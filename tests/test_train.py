@@ -28,7 +28,7 @@ def _prepare(root, **run_overrides):
 
 
 def test_log_schedule_is_log_spaced_and_ends_at_the_budget():
-    points = train.log_schedule(10_000, 50)
+    points = history_csv.log_schedule(10_000, 50)
     assert points[0] == 0 and points[-1] == 10_000 and points == sorted(set(points))
     assert points[1:6] == [1, 2, 3, 4, 5]  # dense early, where the curves move fastest
 
@@ -297,6 +297,20 @@ def test_a_checkpoint_of_other_code_never_blocks_a_rerun(tmp_path):
     result = repro("train", "tiny", cwd=root)
     assert "other training code (repro/models.py changed)" in result.stderr and "resuming from" not in result.stderr
     assert (root / "runs/tiny/history.csv").is_file() and not (root / "checkpoints/tiny").exists()
+
+
+@pytest.mark.parametrize("damage", ["other code", "damaged"])
+def test_must_resume_refuses_a_state_it_cannot_continue_and_leaves_it_as_it_is(tmp_path, damage):
+    """paper/campaign.sh trains with --must-resume: a state made by other code (or damaged) is an error that names
+    `repro adopt`, and the file stays byte for byte (issue 33: the campaign once packed a fresh start over it)."""
+    root = _prepare(tmp_path / "run")
+    path, _ = _checkpoint_of(root, code={"repro/models.py": "0" * 16})
+    if damage == "damaged":
+        path.write_bytes(b"x" * 999)
+    before = path.read_bytes()
+    result = repro("train", "tiny", "--must-resume", cwd=root, check=False)
+    assert result.returncode == 1 and "not resumed, since it " in result.stderr and "repro adopt" in result.stderr
+    assert path.read_bytes() == before and not (root / "runs/tiny").exists()
 
 
 def test_a_checkpoint_of_an_older_format_is_refused(tmp_path):
