@@ -79,11 +79,17 @@ class TrainingConfig:
     # rows, cut into full batches, the rest dropped; "official": the same, the last, smaller batch kept, as the
     # official code's iterator does; "replacement": every batch drawn uniformly with replacement.
     batch_order: str = "epochs"
+    # The dtype the loss (softmax cross-entropy) is computed in from the float32 logits: in float32 the loss of an
+    # example whose answer leads the other logits by more than ~17 is exactly 0, and so is its gradient there
+    # (Prieto et al. 2025's softmax collapse); float64 keeps both (docs/fidelity.md).
+    loss_dtype: str = "float32"
 
 
 # Fields added after results were committed, with the value that leaves them out of run.json and of the
 # fingerprint: runs trained before keep their records and fingerprints, byte for byte.
-_ADDED_LATER = {"training": {"stop_after": 0, "batch_order": "epochs"}, "model": {"sequence": "answer"}}
+_ADDED_LATER = {"training": {"stop_after": 0, "batch_order": "epochs", "loss_dtype": "float32"},
+                "model": {"sequence": "answer"}}
+LOSS_DTYPES = ("float32", "float64")
 BATCH_ORDERS = ("epochs", "official", "replacement")
 SEQUENCES = ("answer", "official")
 
@@ -349,6 +355,8 @@ def _check_training(where: str, t: TrainingConfig) -> None:
         raise ConfigError(f"{where}.stop_after must lie in 0 … log_points ({t.log_points}), got {t.stop_after!r}")
     if t.batch_order not in BATCH_ORDERS:
         raise ConfigError(f"{where}.batch_order must be one of {', '.join(BATCH_ORDERS)}, got {t.batch_order!r}")
+    if t.loss_dtype not in LOSS_DTYPES:
+        raise ConfigError(f"{where}.loss_dtype must be one of {', '.join(LOSS_DTYPES)}, got {t.loss_dtype!r}")
     if t.full_batch and t.batch_order != "epochs":
         raise ConfigError(f"{where}: full_batch sees the whole training set every update, so batch_order "
                           f"{t.batch_order!r} means nothing there; leave it at 'epochs'")
@@ -405,10 +413,11 @@ def _check_group(group: GroupConfig, runs: dict[str, RunConfig]) -> None:
             ("operation", (run.dataset.operation, run.dataset.modulus), (first.dataset.operation, first.dataset.modulus)),
             ("updates", run.training.updates, first.training.updates),
             ("log_points", run.training.log_points, first.training.log_points),
+            ("loss_dtype", run.training.loss_dtype, first.training.loss_dtype),
         ):
             if mine != theirs:
                 raise ConfigError(f"group {group.name}: {name} and {first.name} differ in {what} ({mine} vs {theirs}); "
-                                  "runs trained together must share the model, table, budget and log grid")
+                                  "runs trained together must share the model, table, budget, log grid and loss dtype")
 
 
 def member_name(operation: str, fraction: float, seed: int, intervention: str) -> str:

@@ -133,19 +133,22 @@ class Batches:
         return out
 
 
-def _cross_entropy(labels, logits):
-    """Per-example cross-entropy of integer labels under softmax(logits)."""
+def _cross_entropy(labels, logits, dtype: str = "float32"):
+    """Per-example cross-entropy of integer labels under softmax(logits), computed in `dtype` (a float32 result)."""
+    if dtype != "float32":
+        logits = ops.cast(logits, dtype)
     # A one-hot product rather than a gather: the gather's gradient is a scatter, slow under XLA on a CPU.
     picked = ops.sum(logits * ops.one_hot(labels, ops.shape(logits)[-1], dtype=logits.dtype), axis=-1)
-    return ops.logsumexp(logits, axis=-1) - picked
+    loss = ops.logsumexp(logits, axis=-1) - picked
+    return loss if dtype == "float32" else ops.cast(loss, "float32")
 
 
-def _loss(y, logits):
+def _loss(y, logits, dtype: str = "float32"):
     """Per-example training loss: the answer's cross-entropy; in the official sequence (models.official_transformer)
     the mean of the answer's and of the <eos> after it, as the official code averages over both positions."""
     if len(logits.shape) == 3:
-        return (_cross_entropy(y, logits[:, 0]) + _cross_entropy(ops.zeros_like(y), logits[:, 1])) / 2
-    return _cross_entropy(y, logits)
+        return (_cross_entropy(y, logits[:, 0], dtype) + _cross_entropy(ops.zeros_like(y), logits[:, 1], dtype)) / 2
+    return _cross_entropy(y, logits, dtype)
 
 
 def adamw(params, grads, moments, velocities, targets, step, h):
@@ -216,7 +219,7 @@ class Program:
 
         def loss(at):
             logits = self._logits(at, x, True, h["dropout"], backend.fold_in(key, _DROPOUT))
-            return ops.sum(_loss(y, logits) * weights) / ops.sum(weights), None
+            return ops.sum(_loss(y, logits, self.uses["loss_dtype"]) * weights) / ops.sum(weights), None
 
         at = params
         if self.uses["weight_noise"]:  # the gradient is taken at noisy weights and applied to the clean ones
@@ -240,7 +243,7 @@ class Program:
 
         def one(params, train):
             logits = models.answer_logits(self._logits(params, x, False))
-            loss = _cross_entropy(y, logits)
+            loss = _cross_entropy(y, logits, self.uses["loss_dtype"])
             correct = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), y), "float32")
             values = []
             for mask in (train, 1.0 - train):
@@ -268,6 +271,9 @@ class Programs:
 
     def get(self, model_config: ModelConfig, num_elements: int, uses: dict[str, bool]) -> Program:
         key = (model_config, num_elements, tuple(sorted(uses.items())))
+        if uses["loss_dtype"] == "float64" and backend.NAME == "jax":  # JAX computes float64 only in its x64 mode
+            raise ConfigError("loss_dtype float64 needs the TensorFlow backend: JAX's 64-bit mode, which must be on "
+                              "before any array is made, is not set up here")
         if key not in self._programs:  # built by the main thread only, before any worker starts
             self._programs[key] = Program(models.build(model_config, num_elements, dropout=uses["dropout"]), uses)
         return self._programs[key]
@@ -287,7 +293,7 @@ def _uses(training: list[TrainingConfig], ragged: bool) -> dict[str, bool]:
     `ragged`: some batch is smaller than its run's size (Batches.ragged)."""
     return {"weight_noise": any(t.weight_noise for t in training), "update_noise": any(t.update_noise for t in training),
             "dropout": any(t.dropout for t in training), "decay_to_init": any(t.decay_towards == "init" for t in training),
-            "ragged": ragged}
+            "ragged": ragged, "loss_dtype": training[0].loss_dtype}  # one per group (config._check_group)
 
 
 class Shard:

@@ -96,7 +96,9 @@ def test_a_history_that_goes_past_its_rule_is_refused(alone, tmp_path):
     runs, _, folder = alone
     never_stopped = _runs("grid/add-adamw-seed0")[0][1]
     text = (folder / "add-0.9-0-stop/history.csv").read_text()
-    longer = text + text.splitlines()[-1].replace(text.splitlines()[-1].split(",")[0], "2999") + "\n"
+    rows = text.splitlines()
+    following = history_csv.log_schedule(runs[1].training.updates, runs[1].training.log_points)[len(rows) - 1]
+    longer = text + rows[-1].replace(rows[-1].split(",")[0], str(following), 1) + "\n"  # the next logged update
     path = tmp_path / "history.csv"
     path.write_text(longer)
     with pytest.raises(config.ConfigError, match="goes on past update"):
