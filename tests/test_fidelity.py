@@ -96,3 +96,15 @@ def test_minibatches_are_training_rows_drawn_as_the_order_says(order):
     epoch = rows[:per_epoch][rows[:per_epoch] >= 0]
     assert len(epoch) == len(set(epoch.tolist())) == (4656 if order == "official" else 4608)
     assert (rows[per_epoch - 1] >= 0).sum() == (48 if order == "official" else 512)
+
+
+def test_the_committed_table_of_experiments_is_what_their_histories_give():
+    """docs/fidelity.md's table is experiments/fidelity/table.py's output for the committed histories."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "experiments/fidelity/table.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -35,16 +35,21 @@ def _rows() -> list[tuple[Path, object, str]]:
         found.append((REPO / "paper/runs" / name, paper.run(name), "none: the paper scale's run (TensorFlow, CPU)"))
     experiments = config.load(REPO / "experiments/fidelity/params.yaml")
     for name, run in experiments.runs.items():
-        found.append((REPO / "experiments/fidelity/runs" / name, run, _changed(run)))
+        folder = REPO / "experiments/fidelity/runs" / name
+        if (folder / run_folder.RUN_JSON).is_file():
+            backend = json.loads((folder / run_folder.RUN_JSON).read_text(encoding="utf-8"))["determinism"]["backend"]
+            found.append((folder, run, _changed(run, backend)))
     return [row for row in found if (row[0] / history_csv.FILE).is_file()]
 
 
-def _changed(run) -> str:
-    """What differs from the baseline (split 0, training seed 0, epochs, our sequence), in words."""
-    parts = []
+def _changed(run, backend: str = "tensorflow") -> str:
+    """What differs from the baseline (split 0, training seed 0, epochs, our sequence, float32, TensorFlow)."""
+    parts = [] if backend == "tensorflow" else [f"{backend} instead of TensorFlow (on a CPU)"]
     if run.training.batch_order != "epochs":
         parts.append({"official": "batches as the official code draws them (the last, smaller batch kept)",
                       "replacement": "batches drawn with replacement"}[run.training.batch_order])
+    if run.training.loss_dtype != "float32":
+        parts.append(f"the loss computed in {run.training.loss_dtype}")
     if run.model.sequence != "answer":
         parts.append("the official code's sequence, vocabulary and loss")
     if run.dataset.seed != 0:
@@ -70,18 +75,21 @@ def row(run_dir: Path, run, changed: str) -> str:
     for at in NORM_AT:
         logged = history.loc[history["update"] <= at]
         norms.append(f"{logged['weight_norm'].iloc[-1]:.0f}" if trained >= at else "—")
+    zero = history.loc[(history["train_loss"] == 0) & (history["update"] <= HORIZON), "update"]
+    collapsed = f"{int(zero.iloc[0]):,}" if len(zero) else f"not by {min(trained, HORIZON):,}"
     backend = record["determinism"]["backend"]
     where = f"{run_dir.parent.parent.name}/runs/{run_dir.name}"
     return (f"| `{where}` | {changed} | {run.dataset.seed} | {run.training.seed} | {backend} | "
             f"{trained:,}{' (partial)' if partial else ''} | "
-            + " | ".join(_reached(history, level, trained) for level in LEVELS) + " | " + " / ".join(norms) + " |")
+            + " | ".join(_reached(history, level, trained) for level in LEVELS) + f" | {collapsed} | "
+            + " / ".join(norms) + " |")
 
 
 def table() -> str:
     lines = [f"| run | changed from the baseline | split seed | training seed | backend | trained to | "
-             f"validation ≥ {LEVELS[0]:.0%} at | ≥ {LEVELS[1]:.0%} | ≥ {LEVELS[2]:.0%} | weight norm at "
-             f"{', '.join(f'{n:,}' for n in NORM_AT)} |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"validation ≥ {LEVELS[0]:.0%} at | ≥ {LEVELS[1]:.0%} | ≥ {LEVELS[2]:.0%} | training loss exactly 0 "
+             f"at | weight norm at {', '.join(f'{n:,}' for n in NORM_AT)} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     return "\n".join([*lines, *(row(*found) for found in _rows())])
 
 
