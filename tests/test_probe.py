@@ -174,3 +174,31 @@ def test_unpack_lists_a_tar_of_many_links_to_the_end_and_gives_modes_of_its_own(
             tar.addfile(link)
     result = subprocess.run(["bash", "paper/device.sh", "unpack", str(links)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "other than plain files and folders" in result.stderr
+
+
+def test_unpacked_runs_get_modes_of_their_own(tmp_path):
+    """device.sh unpack kept an archive's 0600 modes; a run folder others cannot read breaks a shared checkout."""
+    import os
+    import shutil
+    import sys
+
+    from test_paper import tiny_paper_params
+
+    made, here = tmp_path / "made", tmp_path / "here"
+    for root in (made, here):
+        (root / "paper").mkdir(parents=True)
+        (root / "paper/params.yaml").write_text(yaml.safe_dump(tiny_paper_params(), sort_keys=False))
+    shutil.copy(REPO / "paper/device.sh", here / "paper")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHON": sys.executable}
+    subprocess.run([sys.executable, "-m", "repro", "generate"], cwd=made / "paper", env=env, check=True,
+                   capture_output=True)
+    run = made / "paper/runs/add_decay"
+    run.mkdir(parents=True)
+    (run / "history.csv").write_text("update\n")
+    (run / "history.csv").chmod(0o600)
+    archive = tmp_path / "runs-1.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "data", "runs"], cwd=made / "paper", check=True)
+    (here / "repro").symlink_to(REPO / "repro")
+    subprocess.run(["bash", "paper/device.sh", "unpack", str(archive)], cwd=here, env=env, check=True,
+                   capture_output=True)
+    assert (here / "paper/runs/add_decay/history.csv").stat().st_mode & 0o777 == 0o644
