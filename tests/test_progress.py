@@ -179,8 +179,9 @@ def _window(excluded: list[float], train: list[float]) -> pd.DataFrame:
 
 
 def test_a_loss_spike_decides_the_excluded_loss_claim_neither_way():
-    """transformer_div's window has 3 log points of 29 in loss spikes (issue 33): a spike is left out of the
-    measurement, and neither vetoes a rise nor makes one; a training loss that does not stay low still fails."""
+    """transformer_div's window has 3 log points of 29 in loss spikes on one CPU kind, 10 of 32 on another (issue
+    33): a spike is left out of the measurement, and neither vetoes a rise nor makes one; a training loss that is
+    not low at most of the window's points still fails."""
     summary = {**_summary(), "phases": {"memorization_ends": 100, "circuit_formation_ends": None,
                                         "cleanup_ends": 100 * 2 ** 9}}
     rising, held = [1, 1.2, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5], [1.0] * 10
@@ -193,7 +194,7 @@ def test_a_loss_spike_decides_the_excluded_loss_claim_neither_way():
     assert excluded(rising[:4] + [40] + rising[5:], spiked).verdict == "reproduced"
     flat = [1, 1.05, 1.1, 1, 1.05, 1.1, 1, 1.05, 1.1, 1]
     assert excluded(flat[:4] + [40] + flat[5:], spiked).verdict == "not reproduced"  # the spike's 40 is no rise
-    fallen = [1.0] * 5 + [0.5, 0.6, 0.7] + [1.0] * 2
+    fallen = [1.0] * 3 + [0.5, 0.6, 0.7, 0.5, 0.6, 0.7] + [1.0]  # fitted at 4 of 10 points: not most
     claim = excluded(rising, fallen)
     assert claim.verdict == "not reproduced" and "not held" in claim.effect
 
