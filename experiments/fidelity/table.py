@@ -78,7 +78,7 @@ def row(run_dir: Path, run, changed: str) -> str:
     zero = history.loc[(history["train_loss"] == 0) & (history["update"] <= HORIZON), "update"]
     collapsed = f"{int(zero.iloc[0]):,}" if len(zero) else f"not by {min(trained, HORIZON):,}"
     backend = record["determinism"]["backend"]
-    where = f"{run_dir.parent.parent.name}/runs/{run_dir.name}"
+    where = run_dir.relative_to(REPO).as_posix()
     return (f"| `{where}` | {changed} | {run.dataset.seed} | {run.training.seed} | {backend} | "
             f"{trained:,}{' (partial)' if partial else ''} | "
             + " | ".join(_reached(history, level, trained) for level in LEVELS) + f" | {collapsed} | "
