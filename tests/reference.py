@@ -51,12 +51,18 @@ def _layer_norm(x, gain, bias, eps=1e-5):
     return (x - mean) / jnp.sqrt(variance + eps) * gain + bias
 
 
-def logits(params: dict, tokens: jnp.ndarray, heads: int) -> jnp.ndarray:
-    """The official Transformer.forward: (batch, length) tokens to (batch, length, vocabulary) logits."""
+def logits(params: dict, tokens: jnp.ndarray, heads: int, flips: list | None = None,
+           kept: list | None = None) -> jnp.ndarray:
+    """The official Transformer.forward: (batch, length) tokens to (batch, length, vocabulary) logits.
+
+    `flips`: per block, a boolean (batch, length, feedforward) array of ReLUs to put on the other side of their
+    kink (for the differential test's round-off at the kink); `kept`: a list that gets, per block, the ReLUs'
+    inputs z and the sums of |terms| behind them (the scale of their float32 round-off).
+    """
     batch, length = tokens.shape
     x = params["embedding"][tokens] + position_encoding(length, params["embedding"].shape[1], params["embedding"].dtype)
     allowed = jnp.tril(jnp.ones((length, length), dtype=bool))
-    for block in params["blocks"]:
+    for i, block in enumerate(params["blocks"]):
         width = x.shape[-1]
         key_width = width // heads
         results = []
@@ -69,13 +75,17 @@ def logits(params: dict, tokens: jnp.ndarray, heads: int) -> jnp.ndarray:
         attended = jnp.concatenate(results, axis=-1) @ block["Wo"]
         x = _layer_norm(x + attended, *block["attn_norm"])
         w1, w2 = block["ffn"]
-        x = _layer_norm(x + jax.nn.relu(x @ w1) @ w2, *block["ffn_norm"])
+        z = x @ w1
+        if kept is not None:
+            kept.append((z, jnp.abs(x) @ jnp.abs(w1)))
+        active = z > 0 if flips is None else (z > 0) ^ flips[i]
+        x = _layer_norm(x + jnp.where(active, z, 0) @ w2, *block["ffn_norm"])  # ReLU
     return x @ params["linear"]
 
 
-def loss(params: dict, tokens, targets, positions: list[int], heads: int):
+def loss(params: dict, tokens, targets, positions: list[int], heads: int, flips: list | None = None):
     """F.cross_entropy over the scored positions (the right-hand side), their mean over the batch and positions."""
-    out = logits(params, tokens, heads)[:, jnp.asarray(positions)]  # (batch, scored, vocabulary)
+    out = logits(params, tokens, heads, flips)[:, jnp.asarray(positions)]  # (batch, scored, vocabulary)
     picked = jnp.take_along_axis(jax.nn.log_softmax(out, axis=-1), targets[..., None], axis=-1)[..., 0]
     return -picked.mean()
 

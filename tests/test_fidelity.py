@@ -7,9 +7,11 @@ and makes the same update; our float32 update must be the same to round-off. A d
 model, its FLOP savings, the loss, the gradient or the optimiser would show at the first update it touches.
 
 Why update by update and not two trajectories side by side: a ReLU whose input is within round-off of 0
-(at update 2 of Figure 1 (left)'s run one sits at 2·10⁻⁹) flips under float32's round-off, and that one
+(at update 2 of Figure 1 (left)'s run one sits at 1·10⁻⁸, 2·10⁻⁹ of its terms' magnitudes) flips under float32's round-off, and that one
 example changes the gradient by ~10⁻³; from there the two trajectories part as any two float32 runs do
-(docs/fidelity.md measures it). One step from the same state is well conditioned.
+(docs/fidelity.md measures it). One step from the same state is well conditioned, except at such a kink:
+where our step is off, the reference tries that step again with each ReLU within round-off of its kink
+put on the other side, and one of them must agree.
 """
 
 from __future__ import annotations
@@ -34,19 +36,50 @@ def _state(shard: train.Shard) -> dict[str, list[np.ndarray]]:
             for key in ("params", "moments", "velocities")}
 
 
-def _steps(sequence: str, weight_decay: float, updates: int) -> list[dict[int, float]]:
+# A ReLU input this close to its kink, relative to the sum of |terms| behind it, may land on either side in
+# float32: the reference's own float32 forward is off by at most 3·10⁻⁷ of that sum (measured on Figure 1
+# (left)'s first updates), so 10⁻⁶ is a margin of 3 and takes a handful of the 2·10⁶ ReLUs of an update.
+KINK = 1e-6
+OFF = 0.05  # the share of a tensor's coordinates off that calls a step wrong (see the test)
+
+
+def _off(before: list[np.ndarray], ours: list[np.ndarray], theirs: list[np.ndarray]) -> dict[int, float]:
+    """Per weight tensor, the share of coordinates that our step puts further from the reference's weight than
+    float32 can hold it (1 ulp) plus 10⁻⁴ of the step."""
+    off = {}
+    for i, (w, mine, other) in enumerate(zip(before, ours, theirs)):
+        allowed = np.spacing(np.abs(other).astype(np.float32)) + 1e-4 * np.abs(other - w)
+        off[i] = float(np.mean(np.abs(mine.astype(np.float64) - other) > allowed))
+    return off
+
+
+def _kinks(params: dict, tokens, scored: tuple[int, ...]) -> list[tuple[int, tuple]]:
+    """The ReLUs within float32's round-off of their kink that can touch the loss, nearest first: (block, index)."""
+    kept = []
+    reference.logits(params, tokens, 4, kept=kept)
+    found = []
+    for block, (z, scale) in enumerate(kept):
+        near = np.array(jnp.abs(z) / scale)  # writable
+        if block == len(kept) - 1:  # the last block reaches the loss at the scored positions only
+            near[:, [p for p in range(near.shape[1]) if p not in scored]] = np.inf
+        found += [(near[index], block, index) for index in zip(*np.nonzero(near < KINK))]
+    return [(block, index) for _, block, index in sorted(found)]
+
+
+def _steps(sequence: str, weight_decay: float, updates: int) -> tuple[list[dict[int, float]], list[int]]:
     """Trains our run for `updates` updates; at each, the reference's update from our state before it.
 
-    Returns, per update, each weight tensor's share of coordinates that our step puts further from the
-    reference's weight than float32 can hold it (1 ulp) plus 10⁻⁴ of the step.
+    Returns, per update, `_off` of our step against the reference's, and the updates where that needed one
+    ReLU at its kink on the other side (the reference's step with each such ReLU flipped in turn, nearest
+    first, until one agrees).
     """
     run = RunConfig("differential", None, TABLE, ModelConfig("transformer", sequence=sequence),
                     TrainingConfig(weight_decay=weight_decay, updates=updates, log_points=2))
     shard = train.GroupTrainer([run], [datasets.make(TABLE)]).shards[0]
     x, y = (np.asarray(ops.convert_to_numpy(t)) for t in shard.table)
-    positions = (4, 5) if sequence == "official" else (3,)  # the scored positions: "=" (and c, before <eos>)
+    scored = (4, 5) if sequence == "official" else (3,)  # the scored positions: "=" (and c, before <eos>)
     grad = jax.jit(jax.grad(reference.loss), static_argnums=(3, 4))
-    found = []
+    found, flipped = [], []
     for update in range(updates):
         rows = shard.batches.take(update, 1, shard.width, train.CHUNK_UPDATES)[0, 0]
         targets = y[rows][:, None] if sequence == "answer" else np.stack([y[rows], np.zeros_like(y[rows])], axis=1)
@@ -56,28 +89,42 @@ def _steps(sequence: str, weight_decay: float, updates: int) -> list[dict[int, f
         with jax.enable_x64(True):
             params, moments, velocities = (reference.from_ours(before[k], 2, jnp.float64)
                                            for k in ("params", "moments", "velocities"))
-            gradients = grad(params, jnp.asarray(x[rows]), jnp.asarray(targets), positions, 4)
-            theirs, _ = reference.adamw(params, gradients, (moments, velocities), update,
-                                        weight_decay=weight_decay, keras_epsilon=True)
-            theirs = reference.to_ours(theirs)
-        off = {}
-        for i, (w, ours, other) in enumerate(zip(before["params"], after, theirs)):
-            # Off: further from the reference's weight than float32 can hold it (1 ulp) plus 10⁻⁴ of the step.
-            allowed = np.spacing(np.abs(other).astype(np.float32)) + 1e-4 * np.abs(other - w)
-            off[i] = float(np.mean(np.abs(ours.astype(np.float64) - other) > allowed))
+            tokens = jnp.asarray(x[rows])
+
+            def theirs(flips=None):
+                gradients = grad(params, tokens, jnp.asarray(targets), scored, 4, flips)
+                stepped, _ = reference.adamw(params, gradients, (moments, velocities), update,
+                                             weight_decay=weight_decay, keras_epsilon=True)
+                return _off(before["params"], after, reference.to_ours(stepped))
+
+            off = theirs()
+            if max(off.values()) >= OFF:
+                for block, index in _kinks(params, tokens, scored):
+                    flips = [np.zeros(tokens.shape + (block_["ffn"][0].shape[1],), bool) for block_ in params["blocks"]]
+                    flips[block][index] = True
+                    other = theirs(flips)
+                    if max(other.values()) < OFF:
+                        off = other
+                        flipped.append(update)
+                        break
         found.append(off)
-    return found
+    return found, flipped
 
 
 @pytest.mark.parametrize("sequence, weight_decay", [("answer", 0.0), ("official", 1.0)])
 def test_every_update_is_the_reference_update_to_round_off(sequence, weight_decay):
     """Figure 1 (left)'s run (Adam) on our sequence, and the official sequence under AdamW, for 14 updates:
     the warm-up and 4 at the full rate. A wrong gradient or step would differ by far more than 10⁻³."""
-    off = np.array([list(step.values()) for step in _steps(sequence, weight_decay, 14)])  # (updates, tensors)
+    steps, flipped = _steps(sequence, weight_decay, 14)
+    off = np.array([list(step.values()) for step in steps])  # (updates, tensors)
     # Off by more: a coordinate whose gradient is within float32's round-off of 0 (Adam scales it up to a
     # full step, either way), seen in at most 2 of the 128 coordinates of a layer-norm vector and fewer than
     # 0.1% of a matrix. A defect moves a whole tensor: every coordinate, or most.
-    assert off.max() < 0.05, off.max(axis=0)
+    assert off.max() < OFF, off.max(axis=0)
+    # A ReLU at its kink explains an update or two (update 2 of Figure 1 (left)'s run on the Intel Xeon with
+    # AVX-512, whose float32 put an input of 1·10⁻⁸ on the other side; none on either EPYC); a defect is in
+    # every update (a β2 of 0.981 puts every tensor off from update 1 on), and no one ReLU explains it.
+    assert len(flipped) <= 2, flipped
 
 
 @pytest.mark.parametrize("order", ["epochs", "official", "replacement"])
