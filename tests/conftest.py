@@ -70,6 +70,12 @@ def start_up_seconds(backend: str = "tensorflow") -> float:
     return time.monotonic() - began
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first (a stable sort keeps each group's order), so that xdist's two workers start
+    on the long ones and neither is left with one at the end while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A scratch working directory holding a tiny params.yaml."""

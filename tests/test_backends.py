@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 import yaml
 
 from conftest import repro, tiny_params
@@ -44,6 +45,7 @@ def test_under_jax_the_package_trains_without_ever_importing_tensorflow(tmp_path
     assert record["group"] == {"name": "grid/add-adamw-seed0", "runs": 2, "position": 0, "shards": 2}
 
 
+@pytest.mark.slow
 def test_jax_gives_the_same_bytes_twice_and_from_its_compilation_cache_and_other_bytes_than_tensorflow(tmp_path):
     # paper/device.sh trains with JAX's persistent compilation cache: the second process that uses it loads
     # the programs the first one compiled, and must give the bytes of a process that compiled them itself.

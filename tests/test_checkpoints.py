@@ -55,6 +55,7 @@ def _stop_mid_way(root):
     return int(found.group(1).replace(",", ""))
 
 
+@pytest.mark.slow
 def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_path):
     whole = _prepare(tmp_path / "whole", **LONG)
     repro("train", "tiny", cwd=whole)
@@ -103,6 +104,7 @@ def test_a_run_packed_mid_way_and_unpacked_elsewhere_ends_byte_identical(tmp_pat
     assert "train@tiny: not trained" in repro("trained", cwd=there).stdout
 
 
+@pytest.mark.slow
 def test_a_deadline_checkpoints_within_seconds_whatever_the_log_spacing(tmp_path):
     # Two log points over 10^6 updates: the only log point before the end is update 1.
     root = _prepare(tmp_path / "run", checkpoint_seconds=3600, updates=1_000_000, log_points=2)
@@ -117,6 +119,7 @@ def test_a_deadline_checkpoints_within_seconds_whatever_the_log_spacing(tmp_path
     assert took < seconds + 60, f"a {seconds:.0f} s slice took {took:.0f} s"  # the whole run would take minutes
 
 
+@pytest.mark.slow
 def test_checkpoints_come_every_checkpoint_seconds_between_log_points(tmp_path):
     root = _prepare(tmp_path / "run", checkpoint_seconds=1, updates=1_000_000, log_points=2)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -206,6 +209,7 @@ def _repro_with(code, *args, cwd):
     return subprocess.run([sys.executable, "-m", "repro", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_adopted_across_a_code_change_only_where_both_codes_continue_it_alike(tmp_path):
     whole = _prepare(tmp_path / "whole", **LONG)
     repro("train", "tiny", cwd=whole)

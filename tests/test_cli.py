@@ -170,6 +170,7 @@ FIGURES = ["fig1_left_accuracy.png", "fig4_loss.png", "fig1_right_table.png", "f
 assert sorted(FIGURES) == sorted(f for figure in files.FIGURES.values() for f in figure.files)  # the registry
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_end_to_end(workdir):
     commands = [("generate",), ("train", "tiny"), *(("train", name) for name in GRID),
                 ("evaluate", "tiny"), ("evaluate", "grid"), ("progress", "tiny"), ("embeddings",), ("figures",),

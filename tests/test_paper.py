@@ -187,6 +187,7 @@ def _machines(tmp_path: Path, raw: dict, there_name: str = "there") -> tuple[Pat
     return there, here, env, out
 
 
+@pytest.mark.slow
 def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     """paper/device.sh there (here on a CPU, jax backend): a full check, then one lease that trains every group;
     then unpack, `dvc commit` and `dvc repro` here.
@@ -257,6 +258,7 @@ def test_the_gpu_round_trip_rehearsed_on_a_cpu(tmp_path):
     assert "scale `paper-tiny`" in (here / "paper/reports/claims.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_lease_cut_by_its_deadline_sends_back_what_it_may_and_the_next_lease_continues(tmp_path):
     """One foreground call a lease, under the device tool's limits, rehearsed on a CPU: it returns before its
     deadline, its files are few and small enough to come back (here 128 KiB a file, so that the state splits), it
@@ -340,6 +342,7 @@ def test_named_runs_are_committed_to_git_and_sweeps_left_to_dvc_at_the_paper_sca
     assert stages["train_sweep"]["do"]["outs"] == ["runs/${key}"]
 
 
+@pytest.mark.slow
 def test_the_cpu_campaign_rehearsed_slice_by_slice(tmp_path):
     """paper/campaign.sh: a finished run, a run stopped at the deadline and packed, its state resumed by the next
     slice; `record` commits what is here in DVC and remakes only what its inputs allow, training nothing."""

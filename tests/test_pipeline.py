@@ -55,6 +55,7 @@ def project(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_a_queued_parallel_sweep_then_repro_reuses_its_runs(project):
     # docs/pipeline.md, "Stages in parallel": one queued experiment per sweep, two workers.
     stages = [s for s in _run(DVC, "stage", "list", "--name-only", cwd=project).split()

@@ -210,6 +210,7 @@ def test_the_restricted_loss_claim_reads_every_level_and_the_median_decides():
 
 # --- the replay: the stage end to end on a tiny run --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_progress_replays_the_run_exactly_and_writes_the_same_bytes_twice(workdir):
     repro("generate", cwd=workdir)
     repro("train", "tiny", cwd=workdir)

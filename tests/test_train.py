@@ -227,6 +227,7 @@ def test_different_seed_gives_a_different_run(tmp_path):
     assert (first / "runs/tiny/history.csv").read_bytes() != (second / "runs/tiny/history.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     long = dict(updates=20_000, log_points=60)
     whole = _prepare(tmp_path / "whole", **long)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from conftest import repro, tiny_params
@@ -24,6 +25,7 @@ def _trained_and_committed(workdir):
     _commit(workdir)
 
 
+@pytest.mark.slow
 def test_verify_tells_identical_from_changed(workdir):
     _trained_and_committed(workdir)
     same = repro("verify", "tiny", cwd=workdir, check=False)
