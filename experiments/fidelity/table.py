@@ -66,6 +66,22 @@ def _reached(history, level: float, trained: int) -> str:
     return f"not by {min(trained, HORIZON):,}"
 
 
+def _cpus(run_dir: Path) -> str:
+    """The CPUs that trained the run's first HORIZON updates (provenance.json's slices): the two CPU kinds give
+    other bytes (docs/exactness.md), so a row says which it is. Slices made before the vector extensions were
+    recorded name the model only."""
+    slices = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))["slices"]
+    found = []
+    for piece in slices:
+        if piece["updates"][0] >= HORIZON:
+            continue
+        extensions = piece.get("vector_extensions")
+        kind = "" if extensions is None else " (AVX-512)" if "avx512f" in extensions else " (AVX2)"
+        if piece["cpu"] + kind not in found:
+            found.append(piece["cpu"] + kind)
+    return ", ".join(found)
+
+
 def row(run_dir: Path, run, changed: str) -> str:
     record = json.loads((run_dir / run_folder.RUN_JSON).read_text(encoding="utf-8"))
     partial = record.get(run_folder.PARTIAL)
@@ -79,17 +95,17 @@ def row(run_dir: Path, run, changed: str) -> str:
     collapsed = f"{int(zero.iloc[0]):,}" if len(zero) else f"not by {min(trained, HORIZON):,}"
     backend = record["determinism"]["backend"]
     where = run_dir.relative_to(REPO).as_posix()
-    return (f"| `{where}` | {changed} | {run.dataset.seed} | {run.training.seed} | {backend} | "
+    return (f"| `{where}` | {changed} | {run.dataset.seed} | {run.training.seed} | {backend} | {_cpus(run_dir)} | "
             f"{trained:,}{' (partial)' if partial else ''} | "
             + " | ".join(_reached(history, level, trained) for level in LEVELS) + f" | {collapsed} | "
             + " / ".join(norms) + " |")
 
 
 def table() -> str:
-    lines = [f"| run | changed from the baseline | split seed | training seed | backend | trained to | "
+    lines = [f"| run | changed from the baseline | split seed | training seed | backend | CPU | trained to | "
              f"validation ≥ {LEVELS[0]:.0%} at | ≥ {LEVELS[1]:.0%} | ≥ {LEVELS[2]:.0%} | training loss exactly 0 "
              f"at | weight norm at {', '.join(f'{n:,}' for n in NORM_AT)} |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     return "\n".join([*lines, *(row(*found) for found in _rows())])
 
 
