@@ -72,7 +72,8 @@ def start_up_seconds(backend: str = "tensorflow") -> float:
 
 def pytest_collection_modifyitems(items):
     """The tests marked slow first (a stable sort keeps each group's order), so that xdist's two workers start
-    on the long ones and neither is left with one at the end while the other idles."""
+    on the long ones and neither is left with one at the end while the other idles (with --maxschedchunk 1,
+    pyproject.toml: each worker takes the next test in this order when it is free)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
