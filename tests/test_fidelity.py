@@ -7,9 +7,9 @@ and makes the same update; our float32 update must be the same to round-off. A d
 model, its FLOP savings, the loss, the gradient or the optimiser would show at the first update it touches.
 
 Why update by update and not two trajectories side by side: a ReLU whose input is within round-off of 0
-(at update 2 of Figure 1 (left)'s run one sits at 1·10⁻⁸, 2·10⁻⁹ of its terms' magnitudes) flips under float32's round-off, and that one
-example changes the gradient by ~10⁻³; from there the two trajectories part as any two float32 runs do
-(docs/fidelity.md measures it). One step from the same state is well conditioned, except at such a kink:
+(at update 2 of Figure 1 (left)'s run one sits at 1·10⁻⁸, 2·10⁻⁹ of its terms' magnitudes) flips under
+float32's round-off, and that one example changes the gradient by ~10⁻³; from there the two trajectories
+part as any two float32 runs do (docs/fidelity.md measures it). One step from the same state is well conditioned, except at such a kink:
 where our step is off, the reference tries that step again with each ReLU within round-off of its kink
 put on the other side, and one of them must agree.
 """
@@ -53,17 +53,22 @@ def _off(before: list[np.ndarray], ours: list[np.ndarray], theirs: list[np.ndarr
     return off
 
 
-def _kinks(params: dict, tokens, scored: tuple[int, ...]) -> list[tuple[int, tuple]]:
-    """The ReLUs within float32's round-off of their kink that can touch the loss, nearest first: (block, index)."""
+def _kinks(params: dict, tokens, scored: tuple[int, ...]) -> list[list[np.ndarray]]:
+    """The ReLUs within float32's round-off of their kink that can touch the loss, nearest first, each as the
+    `flips` (per block, a boolean array shaped like its ReLU inputs) that puts it alone on the other side."""
     kept = []
     reference.logits(params, tokens, 4, kept=kept)
     found = []
     for block, (z, scale) in enumerate(kept):
         near = np.array(jnp.abs(z) / scale)  # writable
         if block == len(kept) - 1:  # the last block reaches the loss at the scored positions only
-            near[:, [p for p in range(near.shape[1]) if p not in scored]] = np.inf
+            near[:, ~np.isin(np.arange(near.shape[1]), scored)] = np.inf
         found += [(near[index], block, index) for index in zip(*np.nonzero(near < KINK))]
-    return [(block, index) for _, block, index in sorted(found)]
+    flips = []
+    for _, block, index in sorted(found):
+        flips.append([np.zeros(z.shape, bool) for z, _ in kept])
+        flips[-1][block][index] = True
+    return flips
 
 
 def _steps(sequence: str, weight_decay: float, updates: int) -> tuple[list[dict[int, float]], list[int]]:
@@ -99,9 +104,7 @@ def _steps(sequence: str, weight_decay: float, updates: int) -> tuple[list[dict[
 
             off = theirs()
             if max(off.values()) >= OFF:
-                for block, index in _kinks(params, tokens, scored):
-                    flips = [np.zeros(tokens.shape + (block_["ffn"][0].shape[1],), bool) for block_ in params["blocks"]]
-                    flips[block][index] = True
+                for flips in _kinks(params, tokens, scored):
                     other = theirs(flips)
                     if max(other.values()) < OFF:
                         off = other

@@ -67,8 +67,8 @@ def _reached(history, level: float, trained: int) -> str:
 
 
 def _cpus(run_dir: Path) -> str:
-    """The CPUs that trained the run's first HORIZON updates (provenance.json's slices): the two CPU kinds give
-    other bytes (docs/exactness.md), so a row says which it is. Slices made before the vector extensions were
+    """The CPUs that trained the run's first HORIZON updates (provenance.json's slices): CPU kinds give other
+    bytes (docs/exactness.md), so a row says which it is. Slices made before the vector extensions were
     recorded name the model only."""
     slices = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))["slices"]
     found = []
