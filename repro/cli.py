@@ -458,6 +458,42 @@ def verify(context: click.Context, names: tuple[str, ...], every: bool) -> None:
     context.exit(verify_module.EXIT_CODES[verdict])
 
 
+@main.command("trace")
+@click.option("--case", "cases", multiple=True, type=click.Choice(["mlp", "transformer"]),
+              help="Trace these cases only (default: both).")
+@click.option("--write", is_flag=True,
+              help="Also write this trace as its CPU kind's fixture, tests/cpu_traces/KIND.json, to commit.")
+@_clear_errors
+def trace_command(cases: tuple[str, ...], write: bool) -> None:
+    """Finds where this CPU's bytes part from other CPU kinds': the first steps of mlp_add's and
+    transformer_div's settings, operation by operation, against every committed trace (tests/cpu_traces/).
+
+    A trace made with a setting that changes bytes (ONEDNN_MAX_CPU_ISA, XLA_FLAGS, TF_NUM_INTRAOP_THREADS, …)
+    is named after it: KIND+SETTING.json. Exit status 1 when the committed trace of this CPU kind and these
+    settings differs from this machine's.
+    """
+    from repro import trace
+
+    found = trace.collect(cases or tuple(trace.CASES))
+    click.echo(f"this CPU: {found['kind']} ({found['cpu'].get('model')}, caches "
+               f"{', '.join(f'{k} {v}' for k, v in found['cpu']['caches'].items()) or 'unknown'})"
+               + (f"; set: {found['environment']}" if found["environment"] else ""))
+    own_differs = False
+    for path in sorted(trace.FIXTURES.glob("*.json")):
+        try:
+            theirs = trace.load(path)
+            differences = trace.compare(found, theirs)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        own = trace.name(theirs) == trace.name(found)
+        click.echo(f"against {path.name} ({theirs['cpu'].get('model')}{', this kind and settings' if own else ''}):")
+        click.echo("\n".join(trace.describe(differences)))
+        own_differs |= own and any(d.first for d in differences)
+    if write:
+        click.echo(f"wrote {trace.write(found)}")
+    sys.exit(1 if own_differs else 0)
+
+
 @main.command()
 @click.option("--against", "revision", default="HEAD", show_default=True,
               help="The git revision whose committed results to compare with.")
