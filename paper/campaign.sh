@@ -7,7 +7,8 @@
 #                                      that finishes loses its state file, and the next run starts.
 #   paper/campaign.sh record           records in DVC what runs/ holds (whole or partial), then remakes every
 #                                      evaluation, figure and the claims report whose inputs are here, one
-#                                      stage at a time (`dvc repro -s`): nothing else is ever trained.
+#                                      stage at a time (`dvc repro -s`): nothing else is ever trained; and
+#                                      rewrites STATUS.md (`repro status`: each run's slices, hours and CPUs).
 #   paper/campaign.sh status           where each run stands.
 #   paper/campaign.sh adopt COMMIT     carries each run in flight (a state file in paper/campaign/) across a change
 #                                      of the training code since COMMIT, the commit that trained it, if both codes
@@ -92,6 +93,8 @@ record() {
                figure_operations figure_progress claims; do
     run_stage "$stage"
   done
+  # The campaign's progress page, which the README links (it carries no slice-by-slice progress itself).
+  $REPRO status --title "The paper's settings: what is trained" --write STATUS.md
 }
 
 run_stage() {  # dvc repro -s STAGE, or a word that its inputs are not all here yet

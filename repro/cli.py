@@ -1,4 +1,4 @@
-"""The `repro` command: one subcommand per pipeline stage, plus `bench`.
+"""The `repro` command: one subcommand per pipeline stage (STAGES), then the tools that are no stage.
 
 Paths are fixed by name so that dvc.yaml can state every input and output:
     data/<dataset>/        repro generate <dataset>
@@ -45,7 +45,28 @@ def _clear_errors(command):
     return wrapper
 
 
-@click.group()
+# The commands dvc.yaml runs, in the pipeline's order; `repro --help` lists them apart from the tools.
+STAGES = ("generate", "train", "evaluate", "progress", "embeddings", "figures", "claims")
+
+
+class _Commands(click.Group):
+    """`repro --help` in two parts: the pipeline's stages in order, then the tools that are no stage."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in STAGES if n in names] + sorted(n for n in names if n not in STAGES)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        for title, stage in (("Stages (dvc.yaml runs these, in this order)", True), ("Tools", False)):
+            part = [(name, command.get_short_help_str(formatter.width - 20)) for name, command in rows
+                    if (name in STAGES) == stage and not command.hidden]
+            if part:
+                with formatter.section(title):
+                    formatter.write_dl(part)
+
+
+@click.group(cls=_Commands)
 @click.option("--params", "params_path", default="params.yaml", show_default=True,
               type=click.Path(dir_okay=False), help="The parameter file.")
 @click.pass_context
@@ -282,26 +303,33 @@ def claims(context: click.Context) -> None:
 @main.command()
 @_clear_errors
 def readme() -> None:
-    """Rewrites README.md's table of claim verdicts from reports/claims.json (after `dvc repro`)."""
+    """Rewrites README.md's table of claim verdicts at both scales from reports/claims.json and
+    paper/reports/claims.json (after `dvc repro`, or `paper/campaign.sh record`)."""
     import json
 
-    from repro import claims as claims_module
     from repro import files
+    from repro import readme as readme_module
 
-    report_path = REPORT_DIR / "claims.json"
-    if not report_path.is_file():
-        raise ConfigError(f"{report_path} is missing; make it with `repro claims` (or `dvc repro`)")
+    reports = [REPORT_DIR / "claims.json", Path("paper") / REPORT_DIR / "claims.json"]
+    loaded = []
+    for report_path in reports:
+        if not report_path.is_file():
+            raise ConfigError(f"{report_path} is missing; make it with `repro claims` (or `dvc repro`) in its folder")
+        try:
+            loaded.append(json.loads(report_path.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{report_path} is damaged ({type(error).__name__}: {error}); remake it with `repro "
+                              f"claims` in its folder") from None
     path = Path("README.md")
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-        text = claims_module.with_verdicts(path.read_text(encoding="utf-8"), report)
-    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{report_path} is damaged ({type(error).__name__}: {error}); remake it with `repro "
-                          f"claims`") from None
+        text = readme_module.with_table(path.read_text(encoding="utf-8"), *loaded)
+    except (KeyError, TypeError, IndexError) as error:
+        raise ConfigError(f"{' or '.join(map(str, reports))} is damaged ({type(error).__name__}: {error}); remake it "
+                          f"with `repro claims` in its folder") from None
     except ValueError as error:
         raise ConfigError(str(error)) from error
     files.write_text(path, text)
-    click.echo(f"{path}: claim verdicts from {report_path}")
+    click.echo(f"{path}: claim verdicts from {' and '.join(map(str, reports))}")
 
 
 def _device() -> str:
@@ -593,33 +621,14 @@ def groups(context: click.Context, lease: float | None, estimate_path: Path | No
         raise ConfigError("--lease needs --estimate FILE, every group's seconds (`repro estimate --save FILE` on "
                           "the device the leases lend)")
     seconds = bench_module.read_estimate(estimate_path, ordered)
+    from repro import status as status_module
+
     if skip_trained:
-        ordered = [name for name in ordered if not _complete(config, name)]
+        ordered = [name for name in ordered if not status_module.complete(config, name)]
     for number, packed in enumerate(bench_module.leases(ordered, seconds, lease), start=1):
         used = sum(seconds[name] for name in packed)
         note = ", longer than a lease, resumed across leases" if used > lease else ""
         click.echo(f"lease {number} ({used:,.0f} of {lease:,.0f} s{note}): {' '.join(packed)}")
-
-
-def _made(config, name: str) -> dict | None:
-    """run.json of run `name` if runs/ holds it made with params.yaml's parameters, its files all there."""
-    from repro import evaluate, run_folder
-
-    run_dir = RUNS_DIR / config.runs[name].directory
-    try:
-        record = run_folder.read(run_dir, config.runs[name])
-        evaluate.fingerprints(run_dir, record)  # a history or weights file missing: not trained
-    except ConfigError:
-        return None
-    return record
-
-
-def _complete(config, group: str) -> bool:
-    """Whether every run of `group` is here, whole (not stopped before its budget)."""
-    from repro import run_folder
-
-    records = [_made(config, member) for member in config.groups[group].members]
-    return all(r is not None and run_folder.PARTIAL not in r for r in records)
 
 
 @main.command()
@@ -641,35 +650,15 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
     groups are all here, each run made with params.yaml's parameters, can be
     recorded in DVC with `dvc commit -f STAGE` instead of being trained again.
     """
-    from repro import run_folder
-
-    config = _config(context)
-    # stage: (its sweep, or None for a named run; its groups)
-    stages = {**{f"train@{name}": (None, [config.group(name)]) for name, run in config.runs.items()
-                 if run.group == name},
-              **{f"train_sweep@{name}": (name, config.trained_by(name)) for name in config.sweeps}}
+    from repro import status as status_module
 
     recorded, done_groups = [], []
-    for stage, (sweep, groups) in stages.items():
-        records = {member: _made(config, member) for g in groups for member in g.members}
-        done = [g.name for g in groups if all(records[m] is not None and run_folder.PARTIAL not in records[m]
-                                              for m in g.members)]
-        done_groups += done
-        whole = len(done) == len(groups)
-        # A named run stopped before its budget (`repro train --for`): its folder holds the history so far.
-        stopped = [records[m][run_folder.PARTIAL] for g in groups for m in g.members
-                   if sweep is None and records[m] is not None and run_folder.PARTIAL in records[m]]
-        # A sweep in part: its folder holds finished groups only (a group's folder appears whole when it ends).
-        in_part = (not whole and sweep is not None and (RUNS_DIR / sweep).is_dir()
-                   and all(g.name in done for g in groups if (RUNS_DIR / g.name).exists()))
-        if whole or partial and (in_part or stopped):
-            recorded.append(stage)
+    for state in status_module.stage_states(_config(context)):
+        done_groups += state.done
+        if state.recordable(partial):
+            recorded.append(state.stage)
         if not (stages_only or groups_only):
-            state = ("complete" if whole else
-                     f"partial, trained to {stopped[0]['updates']:,} of {stopped[0]['budget']:,} updates" if stopped
-                     else "not trained" if not done else
-                     f"partial, {len(done)} of {len(groups)} groups: {', '.join(done)}")
-            click.echo(f"{stage}: {state}")
+            click.echo(f"{state.stage}: {state.describe()}")
     if groups_only:
         click.echo("\n".join(done_groups))
     elif stages_only:
@@ -681,13 +670,38 @@ def trained(context: click.Context, stages_only: bool, partial: bool, groups_onl
 
 
 @main.command()
+@click.option("--write", "target", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the page to this file (paper/campaign.sh record writes STATUS.md) instead of printing it.")
+@click.option("--title", default="Training status", show_default=True, help="The page's heading.")
+@click.pass_context
+@_clear_errors
+def status(context: click.Context, target: Path | None, title: str) -> None:
+    """A page of where every training stage stands, and each named run's slices, hours and CPUs."""
+    from repro import files
+    from repro import status as status_module
+
+    text = status_module.page(_config(context), title)
+    if target is None:
+        click.echo(text, nl=False)
+    else:
+        files.write_text(target, text)
+        click.echo(f"{target}: the training status")
+
+
+@main.command()
 @_clear_errors
 def pipeline() -> None:
-    """Rewrites paper/dvc.yaml from dvc.yaml (run in the repository's root after editing dvc.yaml)."""
+    """Rewrites every stage's code dependencies in dvc.yaml from the imports, then paper/dvc.yaml from dvc.yaml
+    (run in the repository's root after editing dvc.yaml or changing what a stage imports)."""
     from repro import files, pipelines
 
     laptop, paper = Path("dvc.yaml"), Path("paper") / "dvc.yaml"
     if not laptop.is_file() or not paper.parent.is_dir():
         raise ConfigError("run `repro pipeline` in the repository's root (it needs dvc.yaml and paper/)")
-    files.write_text(paper, pipelines.paper_pipeline(laptop.read_text(encoding="utf-8")))
-    click.echo(f"{paper}: written from {laptop}")
+    try:
+        text = pipelines.with_code_deps(laptop.read_text(encoding="utf-8"))
+        files.write_text(laptop, text)
+        files.write_text(paper, pipelines.paper_pipeline(text))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    click.echo(f"{laptop}: code dependencies from the imports; {paper}: written from {laptop}")

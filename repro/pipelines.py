@@ -1,5 +1,14 @@
-"""The paper scale's pipeline, paper/dvc.yaml, is the laptop's dvc.yaml read from one folder down.
+"""Both pipelines' files from code: dvc.yaml's code dependencies from the import closure, and the paper
+scale's pipeline, paper/dvc.yaml, which is the laptop's dvc.yaml read from one folder down.
 
+Code dependencies. A module missing from a stage's deps leaves that stage's outputs silently stale when the
+module changes; so `code_deps` lists them from the code: every `repro` module that the stage's command
+imports, inside its function in cli.py and from there on, wherever the imports sit. cli.py itself is no
+stage's dependency, so that a help text can change without retraining everything (tests/test_dvc_deps.py
+holds every stage command to parsing its arguments and calling its module). `with_code_deps` rewrites each
+stage's run of `- repro/….py` lines in dvc.yaml's text, its comments and everything else kept.
+
+The paper scale.
 DVC runs a stage in the folder of its dvc.yaml, and every `repro` command
 reads params.yaml and writes data/, runs/, metrics/… relative to the folder
 it runs in. So the paper scale needs the same stages with the code's paths
@@ -19,7 +28,12 @@ pipeline` rewrites it.
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+NOT_DEPS = {"repro/cli.py", "repro/__main__.py"}
 
 HEADER = """# Generated from ../dvc.yaml by `repro pipeline` (a test checks it): the same stages, run in paper/
 # with paper/params.yaml, so the paper scale's results live under paper/ beside the laptop's.
@@ -58,3 +72,68 @@ def paper_pipeline(laptop: str) -> str:
                          "update repro/pipelines.py")
     stages = stages.replace(seeds, "")
     return HEADER + stages.rstrip("\n") + "\n"
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    """repro modules imported anywhere in `tree`, as repository paths; the package's __init__ always."""
+    found = {"repro/__init__.py"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "repro":
+            found |= {f"repro/{alias.name}.py" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro."):
+            found.add(f"repro/{node.module.split('.')[1]}.py")
+        elif isinstance(node, ast.Import):
+            found |= {f"repro/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("repro.")}
+    return found
+
+
+def code_deps(subcommand: str, package: Path = PACKAGE) -> list[str]:
+    """Every repro module the `repro <subcommand>` stage runs, cli.py aside, sorted."""
+    cli = ast.parse((package / "cli.py").read_text(encoding="utf-8"))
+    module_level = {f"repro/{a.name}.py" for node in cli.body if isinstance(node, ast.ImportFrom)
+                    and node.module == "repro" for a in node.names}
+    module_level |= {f"repro/{node.module.split('.')[1]}.py" for node in cli.body
+                     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro.")}
+    function = next((n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == subcommand), None)
+    if function is None:
+        raise ValueError(f"dvc.yaml runs `repro {subcommand}`, which cli.py does not define")
+    todo, seen = list(module_level | _imports(function)), set()
+    while todo:
+        path = todo.pop()
+        if path in seen or path in NOT_DEPS:
+            continue
+        seen.add(path)
+        todo += _imports(ast.parse((package.parent / path).read_text(encoding="utf-8")))
+    return sorted(seen)
+
+
+_STAGE = re.compile(r"^  ([\w-]+):\s*(#.*)?$")
+_CMD = re.compile(r"^\s+cmd: repro (\w+)")
+_CODE = re.compile(r"^(\s+)- repro/[\w/]+\.py\s*$")
+
+
+def with_code_deps(laptop: str, package: Path = PACKAGE) -> str:
+    """dvc.yaml's text with each stage's `- repro/….py` lines replaced by `code_deps` of its command."""
+    lines, out, stage, subcommand, written = laptop.split("\n"), [], None, None, set()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _STAGE.match(line):
+            stage, subcommand = _STAGE.match(line).group(1), None
+        elif _CMD.match(line):
+            subcommand = _CMD.match(line).group(1)
+        elif _CODE.match(line) and stage is not None:
+            if subcommand is None:
+                raise ValueError(f"dvc.yaml's stage {stage} lists code before its `cmd: repro …` line")
+            indent = _CODE.match(line).group(1)
+            while i < len(lines) and _CODE.match(lines[i]):
+                i += 1
+            out += [f"{indent}- {path}" for path in code_deps(subcommand, package)]
+            written.add(stage)
+            continue
+        out.append(line)
+        i += 1
+    commands = {m.group(1) for m in map(_CMD.match, lines) if m}
+    if commands and not written:
+        raise ValueError("dvc.yaml lists no `- repro/….py` code dependency; add one to each stage's deps")
+    return "\n".join(out)

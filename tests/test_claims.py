@@ -413,18 +413,6 @@ def test_markdown_lists_every_claim_with_its_figure_effect_and_rule(committed):
         assert claim.verdict != claims.NOT_TESTABLE or "Not testable: " in claim.measured
 
 
-def test_the_readme_verdicts_are_generated_from_the_report():
-    """README.md's verdict table is `repro readme`'s output for the committed report, not typed."""
-    readme = (REPO / "README.md").read_text()
-    report = json.loads((REPO / "reports/claims.json").read_text())
-    assert claims.with_verdicts(readme, report) == readme
-    changed = copy.deepcopy(report)
-    changed["claims"][0]["verdict"] = claims.NOT_REPRODUCED
-    assert claims.with_verdicts(readme, changed) != readme
-    with pytest.raises(ValueError, match="markers"):
-        claims.with_verdicts("# no markers here\n", report)
-
-
 def test_every_verdict_is_counted(committed):
     found = claims.assess(**committed)
     counts = claims.to_json(found)["summary"]

@@ -3,13 +3,14 @@
 import csv
 import json
 import platform
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import tiny_params
+from conftest import REPO, tiny_params
 from repro import files
 from repro.cli import main
 
@@ -317,3 +318,16 @@ def test_a_diverged_run_is_a_result_that_evaluate_and_the_figures_accept(workdir
     history.write_text(history.read_text().replace("nan", "abc", 1))
     result = _invoke("evaluate", "tiny")
     assert result.exit_code == 1 and "is damaged" in result.output
+
+
+def test_help_lists_the_stages_dvc_runs_in_order_then_the_tools():
+    """`repro --help` (issue 35): the commands both dvc.yaml files run, and only those, under "Stages"."""
+    from repro import cli
+
+    run = {re.search(r"cmd: repro (\w+)", line).group(1) for path in (REPO / "dvc.yaml", REPO / "paper/dvc.yaml")
+           for line in path.read_text().splitlines() if "cmd: repro " in line}
+    assert run == set(cli.STAGES)
+    text = CliRunner().invoke(main, ["--help"]).output
+    stages, tools = text.split("Stages (dvc.yaml runs these, in this order):")[1].split("Tools:")
+    listed = [line.split()[0] for line in stages.splitlines() if line.strip()]
+    assert listed == list(cli.STAGES) and "trace" in tools and "generate" not in tools

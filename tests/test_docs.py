@@ -38,6 +38,8 @@ def test_the_readme_stays_short_and_keeps_its_results_first():
     """A newcomer's page: about a third of the 751-line notebook it was (issue 25); claims and figures early."""
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) < 260
-    # The paper scale's figures first (issue 23), then the laptop's claims table and figures, then how to use it.
-    assert (readme.index("](paper/figures/fig1_left_accuracy.png)") < readme.index("<!-- claims")
-            < readme.index("](figures/fig1_left_accuracy.png)") < readme.index("## Using it"))
+    # The two scales' verdicts first (issue 35), then the paper scale's figures (issue 23), then the laptop's,
+    # then how to use it; and no slice-by-slice progress: that lives in paper/STATUS.md, linked once.
+    assert (readme.index("<!-- claims") < readme.index("![Figure 1 (left), paper scale](paper/figures/")
+            < readme.index("![Figure 1 (left)](figures/") < readme.index("## Using it"))
+    assert readme.count("paper/STATUS.md") == 1 and " slices" not in readme

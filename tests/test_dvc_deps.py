@@ -1,10 +1,6 @@
-"""dvc.yaml's code dependencies are complete: every module a stage's command imports is among its deps.
-
-A module missing from a stage's deps leaves that stage's outputs silently
-stale when the module changes, so the deps are derived here from the code
-and compared with dvc.yaml. The closure starts at the `repro` subcommand's
-function in cli.py (the imports inside it) and follows every import of a
-`repro` module, wherever it sits in the module.
+"""dvc.yaml's code dependencies are what the code imports: `repro pipeline` writes them (repro/pipelines.py),
+and the committed dvc.yaml must be what it writes. The closure starts at the `repro` subcommand's function in
+cli.py (the imports inside it) and follows every import of a `repro` module, wherever it sits in the module.
 
 cli.py itself is no stage's dependency, so that a help text can change
 without retraining everything. That is safe only while it shapes no result:
@@ -20,40 +16,13 @@ import pytest
 import yaml
 
 from conftest import REPO
+from repro import pipelines
 
 PACKAGE = REPO / "repro"
-NOT_DEPS = {"repro/cli.py", "repro/__main__.py"}
-
-
-def _imports(tree: ast.AST) -> set[str]:
-    """repro modules imported anywhere in `tree`, as repository paths; the package's __init__ always."""
-    found = {"repro/__init__.py"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "repro":
-            found |= {f"repro/{alias.name}.py" for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro."):
-            found.add(f"repro/{node.module.split('.')[1]}.py")
-        elif isinstance(node, ast.Import):
-            found |= {f"repro/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("repro.")}
-    return found
 
 
 def closure(subcommand: str) -> set[str]:
-    """Every repro module the `repro <subcommand>` stage runs, cli.py aside."""
-    cli = ast.parse((PACKAGE / "cli.py").read_text())
-    module_level = {f"repro/{a.name}.py" for node in cli.body if isinstance(node, ast.ImportFrom)
-                    and node.module == "repro" for a in node.names}
-    module_level |= {f"repro/{node.module.split('.')[1]}.py" for node in cli.body
-                     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro.")}
-    function = next(n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == subcommand)
-    todo, seen = list(module_level | _imports(function)), set()
-    while todo:
-        path = todo.pop()
-        if path in seen or path in NOT_DEPS:
-            continue
-        seen.add(path)
-        todo += _imports(ast.parse((REPO / path).read_text()))
-    return seen
+    return set(pipelines.code_deps(subcommand))
 
 
 def stages(dvc: dict) -> dict[str, tuple[str, list[str]]]:
@@ -83,6 +52,19 @@ def dvc() -> dict:
 
 def test_every_stage_lists_every_module_it_imports(dvc):
     assert missing(dvc) == {}
+
+
+def test_dvc_yaml_is_what_repro_pipeline_writes():
+    """Each stage's code deps are exactly its closure (none missing, none extra), and paper/dvc.yaml follows."""
+    text = (REPO / "dvc.yaml").read_text()
+    assert pipelines.with_code_deps(text) == text
+    assert pipelines.paper_pipeline(text) == (REPO / "paper/dvc.yaml").read_text()
+    dropped = text.replace("      - repro/history_csv.py\n", "", 1)  # the first stage that lists it
+    extra = text.replace("      - repro/tasks.py\n", "      - repro/tasks.py\n      - repro/bench.py\n", 1)
+    assert dropped != text and pipelines.with_code_deps(dropped) == text
+    assert extra != text and pipelines.with_code_deps(extra) == text
+    with pytest.raises(ValueError, match="does not define"):
+        pipelines.with_code_deps(text.replace("cmd: repro claims", "cmd: repro nonesuch"))
 
 
 def test_a_module_removed_from_a_stage_is_caught(dvc):
