@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from repro import compare
+from repro.tools import compare
 from repro.cli import main
 from repro.config import ConfigError
 

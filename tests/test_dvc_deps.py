@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from repro import pipelines
+from repro.tools import pipelines
 
 PACKAGE = REPO / "repro"
 
@@ -171,3 +171,18 @@ def test_dvc_lock_records_only_stages_that_exist():
     locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
     assert locked - names == set(), "stale entries in dvc.lock: delete them"
     assert {n for n in names if n.startswith("train")} <= locked  # every training stage's results are recorded
+
+
+def test_no_stage_imports_a_tool():
+    """repro/tools/ holds what is no stage (issue 35): editing a tool must rerun nothing, and a stage that came to
+    import one would make it so; and `repro --help` still lists every tool (loaded lazily, repro/cli.py)."""
+    from click.testing import CliRunner
+
+    from repro.cli import STAGES, main
+
+    tools = sorted(p.relative_to(REPO).as_posix() for p in (PACKAGE / "tools").glob("*.py"))
+    assert "repro/tools/commands.py" in tools and "repro/tools/trace.py" in tools
+    for stage in STAGES:
+        assert not [path for path in pipelines.code_deps(stage) if path.startswith("repro/tools/")], stage
+    text = CliRunner().invoke(main, ["--help"]).output
+    assert all(f"  {name} " in text for name in ("bench", "verify", "compare", "trace", "status", "pack"))

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import REPO, start_up_seconds, tiny_scale
-from repro import bench, claims, config, pipelines
+from repro import claims, config
+from repro.tools import bench, pipelines
 
 
 @pytest.fixture(scope="module")

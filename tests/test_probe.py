@@ -17,7 +17,8 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import REPO, repro, tiny_params
-from repro import adopt, bench, checkpoints, compare, config, embeddings, history_csv, run_folder
+from repro import checkpoints, config, embeddings, history_csv, run_folder
+from repro.tools import adopt, bench
 from repro.cli import main
 from repro.config import ConfigError
 

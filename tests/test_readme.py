@@ -6,7 +6,8 @@ import json
 import pytest
 
 from conftest import REPO
-from repro import claims, readme
+from repro import claims
+from repro.tools import readme
 
 LAPTOP = json.loads((REPO / "reports/claims.json").read_text())
 PAPER = json.loads((REPO / "paper/reports/claims.json").read_text())

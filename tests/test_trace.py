@@ -7,7 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from repro import trace
+from repro.tools import trace
 from repro.cli import main
 
 

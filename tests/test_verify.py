@@ -85,7 +85,7 @@ def test_evaluate_refuses_a_run_trained_with_other_parameters(workdir):
 
 def test_a_run_without_its_weights_file_compares_on_the_files_it_has():
     """A sweep member whose weights are not kept has no weights file on either side: its run.json holds their digest."""
-    from repro import verify
+    from repro.tools import verify
 
     numbers = {"updates_to_99_train": 10, "updates_to_99_val": 20, "best_val_accuracy": 1.0,
                "final_train_accuracy": 1.0, "final_val_accuracy": 1.0}

@@ -87,7 +87,7 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report,
     continue it to the same bytes; returns the checkpoints adopted. Refuses (ConfigError) on any other
     difference, on code under `old_code` that is not the code that wrote the checkpoint, and on any
     difference in what the two codes compute."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]  # the checkout holding repro/tools/adopt.py
     old_code = old_code.resolve()
     if not (old_code / "repro" / "train.py").is_file():
         raise ConfigError(f"{old_code} holds no repro package (repro/train.py); give the folder of the checkout that "

@@ -31,7 +31,7 @@ import numpy as np
 from repro import files, provenance
 from repro.config import DatasetConfig, ModelConfig, RunConfig, TrainingConfig
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "cpu_traces"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "cpu_traces"
 UPDATES = 12  # the training program's state is hashed after each of these
 # Settings that change these bytes on one machine (docs/exactness.md), recorded in a trace when set.
 KNOBS = ("ONEDNN_MAX_CPU_ISA", "XLA_FLAGS", "TF_NUM_INTRAOP_THREADS", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL")

@@ -32,7 +32,7 @@ import ast
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # repro/
 NOT_DEPS = {"repro/cli.py", "repro/__main__.py"}
 
 HEADER = """# Generated from ../dvc.yaml by `repro pipeline` (a test checks it): the same stages, run in paper/
@@ -53,57 +53,65 @@ def paper_pipeline(laptop: str) -> str:
     end = stages.index("\n\n  ", start + 1)
     named = stages[start:end].replace(
         "      outs:\n        - runs/${key}",
-        "      outs:\n        - runs/${key}:                 # committed to git at this scale (repro/pipelines.py)\n"
+        "      outs:\n        - runs/${key}:                 # committed to git at this scale (repro/tools/pipelines.py)\n"
         "            cache: false")
     if named == stages[start:end]:
-        raise ValueError("dvc.yaml's train stage no longer has `outs: - runs/${key}`; update repro/pipelines.py")
+        raise ValueError("dvc.yaml's train stage no longer has `outs: - runs/${key}`; update repro/tools/pipelines.py")
     stages = stages[:start] + named + stages[end:]
     # Figure 3's S5 run is a member of Figure 1 (center)'s sweep at the laptop scale, and a named run at
     # the paper scale (so that it need not wait for that 60-run group): the stage depends on its folder.
     s5_run = "      - runs/${figures.fractions}       # its S5 run (figures.embeddings[0]) is a member of this sweep\n"
     if s5_run not in stages:
         raise ValueError("dvc.yaml's Figure 3 stages no longer depend on runs/${figures.fractions}; "
-                         "update repro/pipelines.py")
+                         "update repro/tools/pipelines.py")
     stages = stages.replace(s5_run, "      - runs/${figures.embeddings[0]}   # its S5 run: a named run at this scale\n")
     # Figure 3's claims rest on one run each at the paper scale, as in the paper (config refuses decay_seeds there).
     seeds = "      - runs/${figures.decay_seeds}     # the x + y pair at other seeds (fig3_decay_clearer)\n"
     if seeds not in stages:
         raise ValueError("dvc.yaml's embeddings stage no longer depends on runs/${figures.decay_seeds}; "
-                         "update repro/pipelines.py")
+                         "update repro/tools/pipelines.py")
     stages = stages.replace(seeds, "")
     return HEADER + stages.rstrip("\n") + "\n"
 
 
-def _imports(tree: ast.AST) -> set[str]:
+def _file(module: str, root: Path) -> str | None:
+    """repro.x.y's file as a repository path (repro/x/y.py, or repro/x/y/__init__.py for a package); None if
+    `module` is no module of the repository (an attribute imported from one, say)."""
+    path = module.replace(".", "/")
+    for candidate in (f"{path}.py", f"{path}/__init__.py"):
+        if (root / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imports(tree: ast.AST, root: Path) -> set[str]:
     """repro modules imported anywhere in `tree`, as repository paths; the package's __init__ always."""
     found = {"repro/__init__.py"}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "repro":
-            found |= {f"repro/{alias.name}.py" for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro."):
-            found.add(f"repro/{node.module.split('.')[1]}.py")
+        if isinstance(node, ast.ImportFrom) and node.module and (node.module + ".").startswith("repro."):
+            found.add(_file(node.module, root))
+            found |= {_file(f"{node.module}.{alias.name}", root) for alias in node.names}
         elif isinstance(node, ast.Import):
-            found |= {f"repro/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("repro.")}
-    return found
+            found |= {_file(a.name, root) for a in node.names if a.name.startswith("repro.")}
+    return found - {None}
 
 
 def code_deps(subcommand: str, package: Path = PACKAGE) -> list[str]:
     """Every repro module the `repro <subcommand>` stage runs, cli.py aside, sorted."""
+    root = package.parent
     cli = ast.parse((package / "cli.py").read_text(encoding="utf-8"))
-    module_level = {f"repro/{a.name}.py" for node in cli.body if isinstance(node, ast.ImportFrom)
-                    and node.module == "repro" for a in node.names}
-    module_level |= {f"repro/{node.module.split('.')[1]}.py" for node in cli.body
-                     if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro.")}
+    module_level = set().union(*(_imports(node, root) for node in cli.body
+                                 if isinstance(node, (ast.Import, ast.ImportFrom))))
     function = next((n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == subcommand), None)
     if function is None:
         raise ValueError(f"dvc.yaml runs `repro {subcommand}`, which cli.py does not define")
-    todo, seen = list(module_level | _imports(function)), set()
+    todo, seen = list(module_level | _imports(function, root)), set()
     while todo:
         path = todo.pop()
         if path in seen or path in NOT_DEPS:
             continue
         seen.add(path)
-        todo += _imports(ast.parse((package.parent / path).read_text(encoding="utf-8")))
+        todo += _imports(ast.parse((root / path).read_text(encoding="utf-8")), root)
     return sorted(seen)
 
 
