@@ -116,3 +116,28 @@ def test_provenance_names_the_commit_in_a_git_checkout_or_as_given_without_one(t
     assert provenance.git()["commit"] == "abc123 (given by REPRO_GIT_COMMIT: no git repository here)"
     monkeypatch.delenv("REPRO_GIT_COMMIT")
     assert provenance.git()["commit"] == "unknown (no git repository)"
+
+
+def test_what_the_dockerfile_copies_before_set_up_is_enough_to_install_the_package(tmp_path):
+    """The image installs from a layer holding only the files copied before `RUN ./setup.sh`; pip's editable
+    install must succeed from those alone (a package in pyproject.toml whose folder is not copied fails it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    instructions = _instructions(DOCKERFILE)
+    before_setup = instructions[:instructions.index(("RUN", "./setup.sh"))]
+    workdir = next(args for instruction, args in reversed(before_setup) if instruction == "WORKDIR")
+    for instruction, args in before_setup:
+        if instruction != "COPY":
+            continue
+        *sources, destination = [word for word in args.split() if not word.startswith("--")]
+        target = tmp_path / destination.removeprefix(workdir).lstrip("./")
+        for source in sources:
+            copied = target / (REPO / source).name if destination.endswith("/") else target
+            copied.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / source, copied)
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps",
+                             "--no-build-isolation", "--no-index", "-e", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
