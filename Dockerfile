@@ -10,11 +10,10 @@ USER repro
 RUN mkdir /home/repro/grokking-repro
 WORKDIR /home/repro/grokking-repro
 
-# The lock file, the set-up script and each package's __init__.py (pyproject.toml's packages, which the
-# editable install needs to exist) first, so that code edits reuse the installed layer.
+# The lock file, the set-up script and the package's __init__.py first (the editable install finds its
+# subpackages when they come), so that code edits reuse the installed layer.
 COPY --chown=repro:repro requirements.lock setup.sh pyproject.toml README.md ./
 COPY --chown=repro:repro repro/__init__.py repro/
-COPY --chown=repro:repro repro/tools/__init__.py repro/tools/
 RUN ./setup.sh
 COPY --chown=repro:repro . .
 RUN .venv/bin/dvc config --local core.no_scm true

@@ -36,9 +36,9 @@ train() {
   seconds=$(python -c '
 import sys
 from click import BadParameter
-from repro.cli import _duration
+from repro.stages import duration
 try:
-    print(int(_duration(sys.argv[1])))
+    print(int(duration(sys.argv[1])))
 except BadParameter as error:
     sys.exit(f"campaign.sh: {error.message}")' "$1") || exit 2
   end=$(( $(date +%s) + seconds ))

@@ -206,7 +206,7 @@ check() {
 import sys
 from pathlib import Path
 
-from repro import config, evaluate, history_csv
+from repro import analysis, config, history_csv
 
 folder, run = Path(sys.argv[1]), config.load("params.yaml").run(sys.argv[2])
 def path(trial, name):
@@ -216,7 +216,7 @@ differ = [n for n in ("history.csv", "model.weights.h5", "run.json")
 print("== determinism, fp32 in two processes:", f"differ in {', '.join(differ)}" if differ else "identical bytes")
 histories = {trial: history_csv.read(path(trial, "history.csv"), run) for trial in ("fp32-a", "tf32")}
 for trial, history in histories.items():
-    found = evaluate.summarize(history)
+    found = analysis.summarize(history)
     print(f"== {trial}: 99% train at update {found['updates_to_99_train']}, 99% validation at "
           f"{found['updates_to_99_val']}, final validation accuracy {found['final']['val_accuracy']:.4f}")
 gap = (histories["tf32"]["val_accuracy"] - histories["fp32-a"]["val_accuracy"]).abs().max()

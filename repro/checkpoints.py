@@ -34,15 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from repro import files
+from repro import files, imports
 from repro.config import ConfigError
 
 FORMAT = 2  # 1: the fingerprint alone (before slices and code digests); such files are refused
 PACK_JSON = "pack.json"
 # The modules whose code decides every number of a training run (its state after each update and its
-# evaluations). The rest shape file formats, not numbers; the data are compared by content instead.
-TRAINING_CODE = ("train.py", "models.py", "backend.py", "determinism.py")
-_PACKAGE = Path(__file__).resolve().parent
+# evaluations): repro/train.py and every module it imports, read from the code (repro/imports.py). The runner
+# and the file formats shape no number; the data are compared by content instead (data_digest).
+TRAINING_CODE = tuple(imports.closure(["repro/train.py"]))
 _MEMBER = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*\.npz$")
 
 
@@ -63,7 +63,7 @@ def source_digest(source: str) -> str:
 @functools.cache
 def code_digest() -> dict[str, str]:
     """Each training module's source_digest, read once per process: the code this process runs."""
-    return {f"repro/{name}": source_digest((_PACKAGE / name).read_text(encoding="utf-8")) for name in TRAINING_CODE}
+    return {path: source_digest((imports.ROOT / path).read_text(encoding="utf-8")) for path in TRAINING_CODE}
 
 
 def data_digest(arrays: list[np.ndarray]) -> str:

@@ -1,4 +1,5 @@
-"""The one configuration object: `params.yaml`, read and validated once, at the edge.
+"""The one configuration object: `params.yaml`, read and validated once, at the edge (700 lines on purpose: every
+key of the file, its meaning and every rule it must meet, in the one module that every stage reads).
 
 Everything downstream receives frozen dataclasses and may trust them. Every
 mistake in the file is reported as a `ConfigError` naming the key, what was
@@ -664,7 +665,7 @@ def parse(raw: Any) -> Config:
     figures = _figures(raw["figures"], datasets, runs, sweeps)
     scale = _value("scale", raw["scale"], str)
     if scale.startswith("paper") and figures is not None and figures.decay_seeds:
-        # paper/dvc.yaml drops the stage input (repro/pipelines.py): the paper shows one run each, and so do we.
+        # paper/dvc.yaml drops the stage input (repro/tools/pipelines.py): the paper shows one run each, and so do we.
         raise ConfigError("figures.decay_seeds: the paper scale decides Figure 3's claims on one run each, as the "
                           "paper shows them (paper/dvc.yaml has no input for more seeds); set it to none")
     execution = _dataclass(ExecutionConfig, "execution", _mapping("execution", raw["execution"]))

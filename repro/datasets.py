@@ -71,16 +71,6 @@ def write(dataset: Dataset, out_dir: Path) -> None:
         files.write_json(tmp / "manifest.json", dataset.manifest)
 
 
-def stage(config, names: tuple[str, ...] = ()) -> dict[str, dict]:
-    """`repro generate NAMES` (default: every dataset): writes data/<name>/; returns {name: its manifest}."""
-    manifests = {}
-    for name in names or tuple(config.datasets):
-        dataset = make(config.dataset(name))
-        write(dataset, files.DATA_DIR / name)
-        manifests[name] = dataset.manifest
-    return manifests
-
-
 def load(data_dir: Path, expected: DatasetConfig | None = None) -> Dataset:
     """Reads a generated dataset; checks it matches `expected` when given."""
     manifest_path, csv_path = data_dir / "manifest.json", data_dir / "equations.csv"

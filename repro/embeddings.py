@@ -25,7 +25,7 @@ Whether weight decay makes the number line clearer is a claim about two
 runs, and one pair of runs decides it by a margin a rounding difference can
 flip (docs/exactness.md). So `figures.decay_seeds` names a sweep that repeats
 the x + y pair at other seeds; each of its runs is scored against its own
-null as well, and the claim is checked seed by seed (repro/claims.py).
+null as well, and the claim is checked seed by seed (repro/claims/structure.py).
 """
 
 from __future__ import annotations
@@ -294,23 +294,3 @@ def _number_line(config, name: str) -> tuple[np.ndarray, dict]:
 
 def _run_dir(run: RunConfig) -> Path:
     return files.RUNS_DIR / run.directory
-
-
-def scalars(tree: dict) -> dict:
-    """`tree`'s numbers only (no names, no subgroups' elements, no maps): what `dvc metrics show` sets in a table."""
-    return {k: scalars(v) if isinstance(v, dict) else v for k, v in tree.items()
-            if isinstance(v, dict) or isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def stage(config) -> dict:
-    """`repro embeddings`: writes records/embeddings.json, records/output_layers/ and metrics/embeddings.json."""
-    record, layers = analyse(config)
-    with files.atomic_directory(files.RECORDS_DIR / LAYERS) as tmp:  # the scores' inputs, committed
-        for key, rows in layers.items():
-            (tmp / f"{key}.csv").write_text(rows_csv(rows), encoding="utf-8")
-    files.write_json(files.RECORDS_DIR / RECORD, record)
-    metrics = {k: v for k, v in record.items() if k not in ("tsne", "decay_seeds")}
-    metrics |= {f"{key}-seed{other['seed']}": other[key] for other in record["decay_seeds"] for key in PAIR}
-    files.write_json(files.METRICS_DIR / METRICS, scalars(metrics))
-    return record
-

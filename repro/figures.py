@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, files, history_csv, run_folder
+from repro import analysis, files, history_csv, results, run_folder
 from repro.config import ConfigError
 from repro.files import DATA_DIR, FIGURE_DIR, RECORDS_DIR, RUNS_DIR
 # PNG text chunks would name the matplotlib version; the bytes should depend on the data alone.
@@ -61,7 +61,7 @@ def _caption(record: dict, scale: str) -> str:
 def _load(run_dir: Path, run) -> tuple[pd.DataFrame, dict]:
     """A run's history and run.json; a run stopped before its budget (run.json's `partial`) as far as it got."""
     record = run_folder.read(run_dir, run)
-    return history_csv.read(run_dir / history_csv.FILE, run, until=evaluate.trained_to(record)), record
+    return history_csv.read(run_dir / history_csv.FILE, run, until=results.trained_to(record)), record
 
 
 def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, target: Path, scale: str) -> None:
@@ -72,7 +72,7 @@ def _curves(runs: list[tuple[pd.DataFrame, dict]], quantity: str, title: str, ta
         for split, colour, label in (("train", "tab:red", "train"), ("val", "tab:green", "validation")):
             ax.plot(shown["update"], shown[f"{split}_{quantity}"], color=colour, label=label)
             if quantity == "accuracy":
-                reached = evaluate.first_reached(history, f"{split}_accuracy")
+                reached = analysis.first_reached(history, f"{split}_accuracy")
                 if isinstance(reached, int):
                     ax.axvline(reached, color=colour, linestyle=":", linewidth=1,
                                label=f"{label} ≥ 99% at update {reached:,}")
@@ -198,7 +198,7 @@ def _sweep_caption(summary: dict, what: str, scale: str) -> str:
 
 def fractions_figure(summary: dict, target: Path, scale: str) -> None:
     """Figure 1 (center): median updates to 99% validation and train accuracy per fraction."""
-    frame = evaluate.record_frame(summary)
+    frame = results.record_frame(summary)
     budget = summary["grid"]["budget"]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for column, colour, label in (("updates_to_99_val", "tab:green", "validation"), ("updates_to_99_train", "tab:red", "train")):
@@ -243,7 +243,7 @@ def _accuracy_by_fraction(ax, frame: pd.DataFrame, key: str, labels: dict[str, s
 
 def interventions_figure(summary: dict, interventions: dict[str, dict], target: Path, scale: str) -> None:
     """Figure 2 (left): best validation accuracy against training fraction per intervention."""
-    frame = evaluate.record_frame(summary)
+    frame = results.record_frame(summary)
     labels = {}
     for name in (n for n in summary["grid"]["interventions"] if n in set(frame["intervention"])):
         changes = ", ".join(f"{k} {v}" for k, v in interventions.get(name, {}).items())
@@ -258,7 +258,7 @@ def interventions_figure(summary: dict, interventions: dict[str, dict], target: 
 
 def operations_figure(summary: dict, operations: dict, target: Path, scale: str) -> None:
     """Figure 2 (right): best validation accuracy against training fraction per operation."""
-    frame = evaluate.record_frame(summary)
+    frame = results.record_frame(summary)
     names = [op for op in summary["grid"]["operations"] if op in set(frame["operation"])]
     labels = {op: operations[op].formula + (" (symmetric)" if operations[op].symmetric else "") for op in names}
     styles = {op: "-" if operations[op].symmetric else "--" for op in names}
@@ -381,8 +381,8 @@ def draw_table(config, out_dir: Path) -> list[Path]:
 
 def _sweep_summary(config, figure: str) -> dict:
     sweep = getattr(config.figures, figure)
-    summary = evaluate.read_metrics(RECORDS_DIR / f"{sweep}.json")
-    evaluate.missing_groups(summary, sweep)  # an older record, which cannot say what it lacks, is refused
+    summary = results.read_metrics(RECORDS_DIR / f"{sweep}.json")
+    results.missing_groups(summary, sweep)  # an older record, which cannot say what it lacks, is refused
     return summary
 
 
@@ -409,7 +409,7 @@ def draw_operations(config, out_dir: Path) -> list[Path]:
 def draw_embeddings(config, out_dir: Path) -> list[Path]:
     """Figure 3 from records/embeddings.json (`repro embeddings` computes it) and the three runs' run.json."""
     path = RECORDS_DIR / "embeddings.json"
-    record = evaluate.read_metrics(path)
+    record = results.read_metrics(path)
     s5_name, *add_names = config.figures.embeddings
     try:
         maps = record["tsne"]
@@ -449,11 +449,3 @@ def draw_progress(config, out_dir: Path) -> list[Path]:
     progress_figure([progress.read(progress.FOLDER / run, run) for run in config.figures.progress], target,
                     config.scale)
     return [target]
-
-
-def draw(config, name: str, out_dir: Path = FIGURE_DIR) -> list[Path]:
-    """Draws figure NAME of the registry (repro/files.py, FIGURES); returns the files written."""
-    if name not in files.FIGURES:
-        raise ConfigError(f"no figure named {name!r}; figures: {', '.join(files.FIGURES)}")
-    config.drawn()  # an experiments file draws nothing
-    return globals()[files.FIGURES[name].drawer](config, out_dir)

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import evaluate, files, history_csv
-from repro.config import ConfigError, RunConfig
+from repro import files, history_csv
+from repro.config import ConfigError
 from repro.tasks import CYCLIC, is_prime
 
 FOLDER = Path("progress")  # progress/<run>/: MEASURES and SUMMARY, committed like the histories
@@ -192,9 +192,9 @@ def phases(frame: pd.DataFrame, classes: int) -> dict[str, int | None]:
         found = frame.loc[mask & (frame["update"] >= after), "update"]
         return int(found.iloc[0]) if len(found) else None
 
-    memorized = first(frame["train_accuracy"] >= evaluate.THRESHOLD, 0)
+    memorized = first(frame["train_accuracy"] >= history_csv.THRESHOLD, 0)
     circuit = first(frame["val_loss"] < np.log(classes), memorized)
-    grokked = first(frame["val_accuracy"] >= evaluate.THRESHOLD, circuit)
+    grokked = first(frame["val_accuracy"] >= history_csv.THRESHOLD, circuit)
     return {"memorization_ends": memorized, "circuit_formation_ends": circuit, "cleanup_ends": grokked}
 
 

@@ -1,4 +1,4 @@
-"""The progress stage: a named run replayed, its weights measured at every logged update (repro/progress.py).
+"""A named run replayed for the progress stage (repro/stages/progress.py): its weights at every logged update.
 
 Training is bit-for-bit deterministic on one machine, so this stage trains
 the run again from scratch with the same program (train.GroupTrainer, the
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import datasets, files, history_csv, progress, run_folder
+from repro import datasets, history_csv, progress, run_folder
 from repro.config import ConfigError, RunConfig
 from repro.progress import Measured
 
@@ -123,16 +123,3 @@ def _machine(found: dict) -> str:
     units = ", ".join(extensions) if extensions else "vector units not recorded"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(found.get("versions", {}).items()))
     return f"{found.get('backend')} on {found.get('cpu')} ({units}); {versions}"
-
-
-def stage(config, name: str) -> Measured:
-    """`repro progress NAME`: measures named run NAME (listed under params.yaml's `progress`) into progress/NAME/."""
-    if name not in config.progress:
-        raise ConfigError(f"{name!r} is not listed under params.yaml's `progress` (named runs on a cyclic group's "
-                          f"table): {', '.join(config.progress) or 'none'}")
-    run = config.runs[name]
-    measured = measure(run, files.RUNS_DIR / run.directory)
-    progress.write(measured, progress.FOLDER / name)
-    return measured
-
-

@@ -4,7 +4,7 @@ provenance.json.
     history.csv        history_csv.py
     model.weights.h5   Keras (`save_weights` / `load_weights`), where the run's weights are kept
     run.json           what determines the results: parameters and their fingerprint, seeds, dataset counts,
-                       group, backend, precision, versions (train.record builds it); for a run whose
+                       group, backend, precision, versions (runner.record builds it); for a run whose
                        weights are not kept, their SHA-256 (`weights_digest`); for a run stopped before
                        its budget, how far it got (`PARTIAL`), or where and why its rule stopped it (`STOPPED`)
     provenance.json    the machine and environment that made them (provenance.environment), and the
@@ -72,6 +72,20 @@ def check_weights(path: Path, group: str) -> None:
     except Exception as error:  # h5py raises OSError, KeyError, RuntimeError… for damage; all mean the same here
         raise ConfigError(f"{path} is damaged ({type(error).__name__}: {error}); retrain it with "
                           f"`repro train {group}`") from None
+
+
+def fingerprints(run_dir: Path, record: dict) -> dict[str, str]:
+    """sha256 of each result file (run.json given as `record`): committed in records/, so a fresh run can be compared."""
+    found = {}
+    for name in result_files(record):
+        path = run_dir / name
+        if not path.is_file():
+            raise ConfigError(f"missing {path}: the run folder is incomplete; retrain it with "
+                              f"`repro train {record['run']['group']}`")
+        if name == WEIGHTS:
+            check_weights(path, record["run"]["group"])
+        found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
 
 
 def write_run(run_dir: Path, history: np.ndarray, record: dict, provenance: dict,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO
-from repro import claims, config, evaluate, history_csv
+from repro import analysis, claims, config, history_csv, results
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,10 @@ def test_the_committed_report_is_what_the_committed_histories_give(folder):
 def test_the_committed_records_are_what_the_committed_histories_give():
     params = config.load(REPO / "params.yaml")
     for name, sweep in params.sweeps.items():
-        metrics = evaluate.read_metrics(REPO / "records" / f"{name}.json")["runs"]
+        metrics = results.read_metrics(REPO / "records" / f"{name}.json")["runs"]
         for member in sweep.members:
             run = params.runs[member]
-            summary = evaluate.summarize(history_csv.read(evaluate.history_file(REPO / "histories", member), run))
+            summary = analysis.summarize(history_csv.read(results.history_file(REPO / "histories", member), run))
             committed = metrics[member.split("/", 1)[1]]
             for key in ("updates_to_99_train", "updates_to_99_val", "best_val_accuracy"):
                 assert committed[key] == summary[key], (member, key)
@@ -93,9 +93,9 @@ def test_the_committed_chance_levels_are_what_shuffling_the_committed_rows_gives
 
 
 def test_weak_structure_is_not_reproduced_and_called_weak():
-    assert claims._structure(0.11, 0.02, 0.5) == (claims.NOT_REPRODUCED, "structure beyond chance but weak")
-    assert claims._structure(0.01, 0.02, 0.5)[0] == claims.NOT_REPRODUCED
-    assert claims._structure(0.6, 0.02, 0.5)[0] == claims.REPRODUCED
+    assert claims.rules._structure(0.11, 0.02, 0.5) == (claims.NOT_REPRODUCED, "structure beyond chance but weak")
+    assert claims.rules._structure(0.01, 0.02, 0.5)[0] == claims.NOT_REPRODUCED
+    assert claims.rules._structure(0.6, 0.02, 0.5)[0] == claims.REPRODUCED
 
 
 def _number_lines(decay: float, no_decay: float, chance: float = 0.1) -> dict:
@@ -107,7 +107,7 @@ def _number_lines(decay: float, no_decay: float, chance: float = 0.1) -> dict:
 
 def test_a_clearer_line_on_one_seed_is_a_comparison_too_few_to_decide():
     """The paper scale has one pair (its x + y runs at seed 0): a comparison needs seeds (issue 33)."""
-    one = {c.id: c for c in claims._embeddings(_number_lines(0.9, 0.2))}["fig3_decay_clearer"]
+    one = {c.id: c for c in claims.structure.assess(_number_lines(0.9, 0.2))}["fig3_decay_clearer"]
     assert one.verdict == claims.INCONCLUSIVE and "fewer than 3 seeds" in one.effect and "+70%" in one.effect
 
 
@@ -117,7 +117,7 @@ def _with_seeds(*shares: tuple[float, float]) -> claims.Claim:
     found["decay_seeds"] = [{"seed": seed, **{key: {**_number_lines(*pair)[key], "seed": seed}
                                               for key in ("add_decay", "add_no_decay")}}
                             for seed, pair in enumerate(shares[1:], start=1)]
-    return {c.id: c for c in claims._embeddings(found)}["fig3_decay_clearer"]
+    return {c.id: c for c in claims.structure.assess(found)}["fig3_decay_clearer"]
 
 
 def test_a_clearer_line_is_decided_on_the_paired_differences_with_two_standard_errors_to_spare():
@@ -212,31 +212,31 @@ def _claim(found: list, claim_id: str):
 
 def test_the_mlp_cannot_test_add_against_sub_but_the_transformer_can():
     accuracy = {"add": 1.0, "sub": 0.5, "mul": 1.0, "div": 0.5, "quad": 0.2, "quad_x": 0.1}
-    mlp = _claim(claims._operations(_operations("mlp", accuracy)), "fig2_symmetric")
+    mlp = _claim(claims.operations.assess(_operations("mlp", accuracy)), "fig2_symmetric")
     assert mlp.verdict == claims.NOT_TESTABLE and "cannot tell them apart" in mlp.measured
-    transformer = _claim(claims._operations(_operations("transformer", accuracy)), "fig2_symmetric")
+    transformer = _claim(claims.operations.assess(_operations("transformer", accuracy)), "fig2_symmetric")
     assert transformer.verdict == claims.REPRODUCED
 
 
 def test_sub_and_div_need_the_same_data_within_a_stated_margin():
-    same = _claim(claims._operations(_operations("mlp", {"sub": 0.70, "div": 0.72})), "fig2_sub_div")
+    same = _claim(claims.operations.assess(_operations("mlp", {"sub": 0.70, "div": 0.72})), "fig2_sub_div")
     assert same.verdict == claims.REPRODUCED and "margin 0.05" in same.effect
-    apart = _claim(claims._operations(_operations("mlp", {"sub": 0.70, "div": 0.90})), "fig2_sub_div")
+    apart = _claim(claims.operations.assess(_operations("mlp", {"sub": 0.70, "div": 0.90})), "fig2_sub_div")
     assert apart.verdict == claims.NOT_REPRODUCED
-    one_seed = _claim(claims._operations(_operations("mlp", {"sub": 0.70, "div": 0.72}, seeds=(0,))), "fig2_sub_div")
+    one_seed = _claim(claims.operations.assess(_operations("mlp", {"sub": 0.70, "div": 0.72}, seeds=(0,))), "fig2_sub_div")
     assert one_seed.verdict == claims.INCONCLUSIVE
-    assert _claim(claims._operations(_operations("mlp", {"add": 1.0})), "fig2_sub_div").verdict == claims.NOT_TESTABLE
+    assert _claim(claims.operations.assess(_operations("mlp", {"add": 1.0})), "fig2_sub_div").verdict == claims.NOT_TESTABLE
 
 
 def test_the_cube_claim_needs_a_grid_to_95_percent_and_a_table_that_generalizes():
     never = {"cube_xy2_y": 0.02, "quad": 1.0}
-    assert _claim(claims._operations(_operations("transformer", never)), "fig2_cube_never").verdict == claims.REPRODUCED
+    assert _claim(claims.operations.assess(_operations("transformer", never)), "fig2_cube_never").verdict == claims.REPRODUCED
     short = _operations("transformer", never, fractions=(0.3, 0.8))
-    assert _claim(claims._operations(short), "fig2_cube_never").verdict == claims.NOT_TESTABLE
+    assert _claim(claims.operations.assess(short), "fig2_cube_never").verdict == claims.NOT_TESTABLE
     nothing = _operations("transformer", {"cube_xy2_y": 0.02, "quad": 0.02})
-    assert _claim(claims._operations(nothing), "fig2_cube_never").verdict == claims.NOT_TESTABLE
+    assert _claim(claims.operations.assess(nothing), "fig2_cube_never").verdict == claims.NOT_TESTABLE
     grows = _operations("transformer", {"cube_xy2_y": 1.0, "quad": 1.0})
-    assert _claim(claims._operations(grows), "fig2_cube_never").verdict == claims.NOT_REPRODUCED
+    assert _claim(claims.operations.assess(grows), "fig2_cube_never").verdict == claims.NOT_REPRODUCED
 
 
 def test_a_claim_on_groups_not_trained_yet_is_not_testable_and_says_so():
@@ -244,16 +244,16 @@ def test_a_claim_on_groups_not_trained_yet_is_not_testable_and_says_so():
                 "cube_xy2_y": 0.02}
     whole = _operations("transformer", accuracy)
     partial = claims.Sweep(whole.frame[whole.frame["operation"] != "quad_x"], whole.grid, (("quad_x", "adamw"),))
-    symmetric = _claim(claims._operations(partial), "fig2_symmetric")  # a verdict on two of its three pairs: none
+    symmetric = _claim(claims.operations.assess(partial), "fig2_symmetric")  # a verdict on two of its three pairs: none
     assert symmetric.verdict == claims.NOT_TESTABLE
     assert "quad/quad_x: not trained yet at this scale: quad_x (a partial sweep)" in symmetric.measured
-    assert _claim(claims._operations(whole), "fig2_symmetric").verdict == claims.REPRODUCED
-    cube = _claim(claims._operations(partial), "fig2_cube_never")  # x²+xy+y²+x is not needed where x²+y² grokked
+    assert _claim(claims.operations.assess(whole), "fig2_symmetric").verdict == claims.REPRODUCED
+    cube = _claim(claims.operations.assess(partial), "fig2_cube_never")  # x²+xy+y²+x is not needed where x²+y² grokked
     assert cube.verdict == claims.REPRODUCED
     empty = claims.Sweep(whole.frame.iloc[:0], whole.grid, tuple((op, "adamw") for op in accuracy))
-    assert {c.verdict for c in claims._operations(empty)} == {claims.NOT_TESTABLE}
-    assert {c.verdict for c in claims._fractions(empty)} == {claims.NOT_TESTABLE}
-    assert "not trained yet at this scale: add, cube_xy2_y" in _claim(claims._fractions(empty), "fig1_center_steep").measured
+    assert {c.verdict for c in claims.operations.assess(empty)} == {claims.NOT_TESTABLE}
+    assert {c.verdict for c in claims.fractions.assess(empty)} == {claims.NOT_TESTABLE}
+    assert "not trained yet at this scale: add, cube_xy2_y" in _claim(claims.fractions.assess(empty), "fig1_center_steep").measured
 
 
 def _interventions(accuracy: dict[str, dict[float, float]], seeds=(0, 1, 2)) -> claims.Sweep:
@@ -266,18 +266,18 @@ def test_weight_decay_halving_the_data_needed():
     fractions = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
     halves = _interventions({"adamw": {f: 1.0 if f >= 0.3 else 0.2 for f in fractions},
                              "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
-    assert _claim(claims._interventions(halves), "fig2_weight_decay").verdict == claims.REPRODUCED
+    assert _claim(claims.interventions.assess(halves), "fig2_weight_decay").verdict == claims.REPRODUCED
     partial = claims.Sweep(halves.frame[halves.frame["intervention"] == "adamw"], halves.grid,
                            (("s5_mul", "minibatch_adam"),))
-    found = claims._interventions(partial)
+    found = claims.interventions.assess(partial)
     assert {_claim(found, c).verdict for c in ("fig2_weight_decay", "fig2_train_fits")} == {claims.NOT_TESTABLE}
     assert "not trained yet at this scale: minibatch_adam" in _claim(found, "fig2_weight_decay").measured
     barely = _interventions({"adamw": {f: 1.0 if f >= 0.5 else 0.2 for f in fractions},
                              "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}})
-    assert _claim(claims._interventions(barely), "fig2_weight_decay").verdict == claims.NOT_REPRODUCED
+    assert _claim(claims.interventions.assess(barely), "fig2_weight_decay").verdict == claims.NOT_REPRODUCED
     one_seed = _interventions({"adamw": {f: 1.0 if f >= 0.3 else 0.2 for f in fractions},
                                "minibatch_adam": {f: 1.0 if f >= 0.6 else 0.2 for f in fractions}}, seeds=(0,))
-    assert _claim(claims._interventions(one_seed), "fig2_weight_decay").verdict == claims.INCONCLUSIVE
+    assert _claim(claims.interventions.assess(one_seed), "fig2_weight_decay").verdict == claims.INCONCLUSIVE
 
 
 def _steep(growth: float, seeds=(0, 1, 2)) -> claims.Sweep:
@@ -289,12 +289,12 @@ def _steep(growth: float, seeds=(0, 1, 2)) -> claims.Sweep:
 
 
 def test_figure_1_center_steepness_and_training_trend():
-    steep = claims._fractions(_steep(0.45))
+    steep = claims.fractions.assess(_steep(0.45))
     assert _claim(steep, "fig1_center_steep").verdict == claims.REPRODUCED
     assert "+45%" in _claim(steep, "fig1_center_steep").effect
     assert _claim(steep, "fig1_center_train").verdict == claims.REPRODUCED  # fewer updates with less data
-    assert _claim(claims._fractions(_steep(0.10)), "fig1_center_steep").verdict == claims.NOT_REPRODUCED
-    assert _claim(claims._fractions(_steep(0.45, seeds=(0,))), "fig1_center_steep").verdict == claims.INCONCLUSIVE
+    assert _claim(claims.fractions.assess(_steep(0.10)), "fig1_center_steep").verdict == claims.NOT_REPRODUCED
+    assert _claim(claims.fractions.assess(_steep(0.45, seeds=(0,))), "fig1_center_steep").verdict == claims.INCONCLUSIVE
 
 
 def test_updates_to_fit_count_only_where_training_is_memorization():
@@ -303,11 +303,11 @@ def test_updates_to_fit_count_only_where_training_is_memorization():
     claim is not testable (issue 33)."""
     helped = _steep(0.45)
     helped.frame.loc[helped.frame["train_fraction"] >= 0.29, "val_accuracy_at_fit"] = 0.5  # 10x chance: 8.3%
-    claim = _claim(claims._fractions(helped), "fig1_center_train")
+    claim = _claim(claims.fractions.assess(helped), "fig1_center_train")
     assert claim.verdict == claims.NOT_TESTABLE and "leaving 2 where training is memorization" in claim.measured
     some = _steep(0.45)
     some.frame.loc[some.frame["train_fraction"] >= 0.35, "val_accuracy_at_fit"] = 0.5
-    claim = _claim(claims._fractions(some), "fig1_center_train")
+    claim = _claim(claims.fractions.assess(some), "fig1_center_train")
     assert claim.verdict == claims.REPRODUCED and "35%" not in claim.measured.split("median updates")[1]
 
 
@@ -323,63 +323,63 @@ def _figure1(**changes) -> dict:
 
 
 def test_figure_1_left_in_and_out_of_the_papers_setting():
-    verdicts = {c.id: c.verdict for c in claims._figure1([_figure1(), _figure1()])}
+    verdicts = {c.id: c.verdict for c in claims.curves.figure1([_figure1(), _figure1()])}
     assert verdicts == {"fig1_fits_early": claims.REPRODUCED, "fig1_generalizes_late": claims.REPRODUCED,
                         "fig1_near_perfect": claims.REPRODUCED}
-    late = {c.id: c.verdict for c in claims._figure1([_figure1(updates_to_99_train=5000, generalization_delay=9.0,
+    late = {c.id: c.verdict for c in claims.curves.figure1([_figure1(updates_to_99_train=5000, generalization_delay=9.0,
                                                                updates_to_99_val="not reached")])}
     assert late == {"fig1_fits_early": claims.NOT_REPRODUCED, "fig1_generalizes_late": claims.NOT_REPRODUCED,
                     "fig1_near_perfect": claims.NOT_REPRODUCED}
     # The paper's delay is to leaving chance, not to 99% validation: 99% at 1500x alone decides nothing.
-    early_leave = claims._figure1([_figure1(updates_to_leave_chance=60_000)])[1]
+    early_leave = claims.curves.figure1([_figure1(updates_to_leave_chance=60_000)])[1]
     assert early_leave.verdict == claims.NOT_REPRODUCED and "leaves chance after 100.0×" in early_leave.measured
     decayed = _figure1(setting={**_figure1()["setting"], "weight_decay": 1.0})
-    assert claims._figure1([decayed])[1].verdict == claims.NOT_TESTABLE
+    assert claims.curves.figure1([decayed])[1].verdict == claims.NOT_TESTABLE
     # Figure 4 is judged on the paper's Adam run only, like the delay.
-    assert claims._figure4([decayed]).verdict == claims.NOT_TESTABLE
-    assert "Figure 4 is the paper's Adam run" in claims._figure4([decayed]).measured
+    assert claims.curves.figure4([decayed]).verdict == claims.NOT_TESTABLE
+    assert "Figure 4 is the paper's Adam run" in claims.curves.figure4([decayed]).measured
 
 
 def test_a_partial_run_decides_what_its_data_decide_and_waits_for_the_rest():
     partial = {"updates": 150_000, "budget": 1_000_000}
     # Validation reached 99% within the part trained: the delay is decided, and so is the early fit.
     generalized = _figure1(name="div_adam_0", partial=partial)
-    verdicts = {c.id: c.verdict for c in claims._figure1([generalized], ("div_adam_1", "div_adam_2"))}
+    verdicts = {c.id: c.verdict for c in claims.curves.figure1([generalized], ("div_adam_1", "div_adam_2"))}
     assert verdicts == {"fig1_fits_early": claims.REPRODUCED, "fig1_generalizes_late": claims.REPRODUCED,
                         "fig1_near_perfect": claims.REPRODUCED}
-    late = claims._figure1([generalized], ("div_adam_1", "div_adam_2"))[1]
+    late = claims.curves.figure1([generalized], ("div_adam_1", "div_adam_2"))[1]
     assert "div_adam_1 not trained yet" in late.measured and late.seeds == 1
     # Not yet: 150,000 / 600 = 250x so far, within reach of 316-3,162x; more updates may still decide it.
     waiting = _figure1(name="div_adam_0", partial=partial, updates_to_99_val="not reached",
                        generalization_delay="not reached", updates_to_leave_chance="not reached")
-    claim = claims._figure1([waiting])[1]
+    claim = claims.curves.figure1([waiting])[1]
     assert claim.verdict == claims.NOT_TESTABLE and "Not testable yet: div_adam_0 trained to 150,000 of 1,000,000" \
         in claim.measured
     # Already too late: past 3,162x the fit with validation still below 99% fails, partial or not.
     too_late = dict(waiting, partial={"updates": 2_000_000, "budget": 3_000_000})
-    assert claims._figure1([too_late])[1].verdict == claims.NOT_REPRODUCED
+    assert claims.curves.figure1([too_late])[1].verdict == claims.NOT_REPRODUCED
     # Near-perfect validation by 10⁶: a partial run waits until it gets there; a whole one that never did fails.
-    assert claims._figure1([waiting])[2].verdict == claims.NOT_TESTABLE
+    assert claims.curves.figure1([waiting])[2].verdict == claims.NOT_TESTABLE
     never = _figure1(updates_to_99_val="not reached", best_val_accuracy=0.815)
-    claim = claims._figure1([never])[2]
+    claim = claims.curves.figure1([never])[2]
     assert claim.verdict == claims.NOT_REPRODUCED and "not reached, 0.815 at update 1,000,000" in claim.measured
     # Figure 4: two descents are there for good; one may yet become two.
-    assert claims._figure4([generalized]).verdict == claims.REPRODUCED
-    one = claims._figure4([_figure1(name="div_adam_0", partial=partial, val_loss_descents=1)])
+    assert claims.curves.figure4([generalized]).verdict == claims.REPRODUCED
+    one = claims.curves.figure4([_figure1(name="div_adam_0", partial=partial, val_loss_descents=1)])
     assert one.verdict == claims.NOT_TESTABLE and "trained to 150,000 of 1,000,000" in one.measured
-    assert claims._figure4([_figure1(val_loss_descents=1)]).verdict == claims.NOT_REPRODUCED  # whole: decided
+    assert claims.curves.figure4([_figure1(val_loss_descents=1)]).verdict == claims.NOT_REPRODUCED  # whole: decided
 
 
 def test_where_left_chance_is_put_is_shown_beside_the_verdict():
     """fig1_generalizes_late decides at 10% validation accuracy and shows the delay at 2%, 5% and 20% too."""
     run = _figure1(name="div_adam_0", leave_chance_at={"0.02": 72_000, "0.05": 178_200, "0.1": 600_000,
                                                        "0.2": 540_600})
-    claim = claims._figure1([run])[1]
+    claim = claims.curves.figure1([run])[1]
     assert "div_adam_0: 2%: 120×, 5%: 297×, 10%: 1000×, 20%: 901×" in claim.measured
 
 
 def test_figure_1_with_no_run_trained_is_not_testable_and_says_which():
-    found = [*claims._figure1([], ("div_adam_0",)), claims._figure4([], ("div_adam_0",))]
+    found = [*claims.curves.figure1([], ("div_adam_0",)), claims.curves.figure4([], ("div_adam_0",))]
     assert all(c.verdict == claims.NOT_TESTABLE and "not trained yet at this scale: div_adam_0" in c.measured
                for c in found)
 

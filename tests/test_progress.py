@@ -143,7 +143,7 @@ def _summary(key=(1,), share=0.9) -> dict:
 
 
 def _verdicts(frame, summary) -> dict[str, str]:
-    return {c.id.split("[")[0]: c.verdict for c in claims._progress_run("r", frame, summary)}
+    return {c.id.split("[")[0]: c.verdict for c in claims.mechanism.run_claims("r", frame, summary)}
 
 
 def test_nanda_claims_hold_on_a_run_that_behaves_as_the_account_says():
@@ -161,7 +161,7 @@ def test_nanda_claims_fail_on_a_run_that_does_not():
 
 
 def test_a_weak_effect_is_called_weak_and_not_reproduced():
-    claim = {c.id: c for c in claims._progress_run("r", _frame([0, 0, 1.0, 1.6, 1.7], [10, 20, 30, 30, 28.5]),
+    claim = {c.id: c for c in claims.mechanism.run_claims("r", _frame([0, 0, 1.0, 1.6, 1.7], [10, 20, 30, 30, 28.5]),
                                                    _summary())}
     assert claim["fig5_excluded_rises[r]"].verdict == "not reproduced" and "weak" in claim["fig5_excluded_rises[r]"].effect
     assert claim["fig5_norm_cleanup[r]"].verdict == "not reproduced" and "weak" in claim["fig5_norm_cleanup[r]"].effect
@@ -187,7 +187,7 @@ def test_a_loss_spike_decides_the_excluded_loss_claim_neither_way():
     rising, held = [1, 1.2, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5], [1.0] * 10
 
     def excluded(excluded, train):
-        return {c.id: c for c in claims._progress_run("r", _window(excluded, train), summary)}["fig5_excluded_rises[r]"]
+        return {c.id: c for c in claims.mechanism.run_claims("r", _window(excluded, train), summary)}["fig5_excluded_rises[r]"]
 
     assert excluded(rising, held).verdict == "reproduced"
     spiked = held[:4] + [0.77] + held[5:]  # a spike mid-way, where the excluded loss jumps on it
@@ -202,9 +202,9 @@ def test_a_loss_spike_decides_the_excluded_loss_claim_neither_way():
 def test_the_restricted_loss_claim_reads_every_level_and_the_median_decides():
     """mlp_add's ratio was ×2.007 at ln 2 alone and 1.6-1.9 at the other levels (issue 33): the median decides."""
     frame = _frame([0, 0, 0.01, 0.5, 2.0], [10, 20, 30, 30, 15])
-    claim = {c.id: c for c in claims._progress_run("r", frame, _summary())}["fig5_restricted_early[r]"]
+    claim = {c.id: c for c in claims.mechanism.run_claims("r", frame, _summary())}["fig5_restricted_early[r]"]
     assert claim.verdict == "reproduced" and "per level 3: 10.00×" in claim.effect
-    for level in claims.FALLEN_LEVELS:
+    for level in claims.mechanism.FALLEN_LEVELS:
         assert f"below {level:.2g}:" in claim.measured
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, tiny_params
-from repro import backend, config, datasets, history_csv, run_folder, train
+from repro import backend, config, datasets, history_csv, run_folder, runner, train
 
 STOP_AFTER = 3
 
@@ -35,7 +35,7 @@ def _runs(name: str = "grid/add-stop-seed0", stop_after: int = STOP_AFTER):
 
 def _train(tmp_path: Path, label: str, runs, data, stop=None):
     out, checkpoints = tmp_path / label, tmp_path / f"{label}-checkpoints"
-    trained = train.train_groups("grid", [(runs[0].group, runs, data)], out, checkpoints, stop=stop)
+    trained = runner.train_groups("grid", [(runs[0].group, runs, data)], out, checkpoints, stop=stop)
     return trained, out / Path(runs[0].group).relative_to("grid")
 
 
@@ -86,7 +86,7 @@ def test_stopping_changes_nothing_before_the_stop(alone, tmp_path):
     """The same run without the rule (its own fingerprint) logs the same rows up to the stop, bit for bit."""
     _, trained, _ = alone
     runs, data = _runs("grid/add-adamw-seed0")
-    whole = train.train_groups("grid", [(runs[0].group, runs[1:], data[1:])], tmp_path / "o", tmp_path / "c")
+    whole = runner.train_groups("grid", [(runs[0].group, runs[1:], data[1:])], tmp_path / "o", tmp_path / "c")
     stopped = trained.histories[0][1]
     assert np.array_equal(whole.histories[0][0][: len(stopped)], stopped)
     assert len(whole.histories[0][0]) > len(stopped)
@@ -141,7 +141,7 @@ def test_an_interrupted_compacted_stack_resumes_exactly(alone, tmp_path, monkeyp
     monkeypatch.setattr(train.Shard, "log", lambda self, update: (original(self, update), seen.append(
         bool(self.stopped)))[0])
 
-    class AfterTheFirstStop(train.Stop):
+    class AfterTheFirstStop(runner.Stop):
         def requested(self):
             if any(seen):
                 self.request("deadline")

@@ -88,7 +88,7 @@ def test_split_rejects_fractions_outside_the_open_interval(fraction):
 
 
 def test_descents_count_falls_after_a_rise():
-    from repro.evaluate import descents
+    from repro.analysis import descents
 
     updates = np.geomspace(1, 1e5, 120)
     single = 5 * np.exp(-updates / 1e3) + 0.05

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, repro, tiny_params
-from repro import config, datasets, evaluate, history_csv, train
+from repro import analysis, config, datasets, history_csv, runner, train
 
 OUTPUTS = ("history.csv", "model.weights.h5", "run.json")
 
@@ -162,8 +162,8 @@ def test_a_sweep_trains_in_one_process_with_programs_shared_across_groups(tmp_pa
                                         "grid/add-minibatch_adam-seed0"]
     jobs = [(g.name, [cfg.runs[m] for m in g.members], [datasets.make(cfg.runs[m].dataset) for m in g.members])
             for g in groups]
-    together = train.train_groups("grid", jobs, tmp_path / "sweep", tmp_path / "ckpt", checkpoint_seconds=0)
-    alone = train.train_groups(jobs[2][0], [jobs[2]], tmp_path / "alone", tmp_path / "ckpt2", checkpoint_seconds=0)
+    together = runner.train_groups("grid", jobs, tmp_path / "sweep", tmp_path / "ckpt", checkpoint_seconds=0)
+    alone = runner.train_groups(jobs[2][0], [jobs[2]], tmp_path / "alone", tmp_path / "ckpt2", checkpoint_seconds=0)
     assert np.array_equal(together.histories[2], alone.histories[0]) and not together.stopped
     for name in OUTPUTS[:2]:
         assert (tmp_path / "sweep/add-adamw-seed0/add-0.5-0-adamw" / name).read_bytes() == \
@@ -185,9 +185,9 @@ def test_a_run_whose_weights_are_not_kept_records_their_digest(tmp_path):
     group = cfg.group("grid/add-adamw-seed0")
     jobs = [(group.name, [cfg.runs[m] for m in group.members], [datasets.make(cfg.runs[m].dataset) for m in group.members])]
     kept, dropped = "grid/add-0.5-0-adamw", "grid/add-0.8-0-adamw"
-    train.train_groups(group.name, jobs, tmp_path / "some", tmp_path / "ckpt", checkpoint_seconds=0,
+    runner.train_groups(group.name, jobs, tmp_path / "some", tmp_path / "ckpt", checkpoint_seconds=0,
                        keeps_weights=lambda run: run.name == kept)
-    train.train_groups(group.name, jobs, tmp_path / "all", tmp_path / "ckpt", checkpoint_seconds=0)
+    runner.train_groups(group.name, jobs, tmp_path / "all", tmp_path / "ckpt", checkpoint_seconds=0)
     some, every = tmp_path / "some" / dropped.split("/")[1], tmp_path / "all" / dropped.split("/")[1]
     assert (tmp_path / "some" / kept.split("/")[1] / run_folder.WEIGHTS).is_file()
     assert not (some / run_folder.WEIGHTS).exists()
@@ -197,8 +197,8 @@ def test_a_run_whose_weights_are_not_kept_records_their_digest(tmp_path):
     assert record[run_folder.WEIGHTS_DIGEST] == run_folder.weights_digest([np.asarray(v) for v in model.trainable_variables])
     assert record[run_folder.WEIGHTS_DIGEST] != run_folder.weights_digest([np.asarray(v) * 0 for v in model.trainable_variables])
     assert (some / "history.csv").read_bytes() == (every / "history.csv").read_bytes()
-    assert set(evaluate.fingerprints(some, record)) == {"history.csv", "run.json"}
-    assert set(evaluate.fingerprints(every, run_folder.read(every, cfg.runs[dropped]))) == set(OUTPUTS)
+    assert set(run_folder.fingerprints(some, record)) == {"history.csv", "run.json"}
+    assert set(run_folder.fingerprints(every, run_folder.read(every, cfg.runs[dropped]))) == set(OUTPUTS)
     with pytest.raises(config.ConfigError, match="holds no weights .* add the member to keep_weights"):
         embeddings.load_output_rows(some, cfg.runs[dropped])
 
@@ -341,9 +341,9 @@ def test_the_mlp_really_groks(tmp_path):
     cfg = config.parse(raw)
     run = cfg.run("mlp_add")
     dataset = datasets.make(run.dataset)
-    histories = train.train_groups(run.name, [(run.name, [run], [dataset])], tmp_path / "run", tmp_path / "ckpt").histories[0]
+    histories = runner.train_groups(run.name, [(run.name, [run], [dataset])], tmp_path / "run", tmp_path / "ckpt").histories[0]
     history = pd.DataFrame(histories[0], columns=history_csv.COLUMNS)
-    metrics = evaluate.summarize(history)
+    metrics = analysis.summarize(history)
     assert metrics["final"]["train_accuracy"] >= 0.99
     assert isinstance(metrics["updates_to_99_val"], int), "validation accuracy never reached 99%"
     # Grokking: validation reaches 99% several times later than training did...
@@ -366,7 +366,7 @@ def test_progress_shows_on_a_terminal_only_outside_ci(monkeypatch, stream, ci, s
     monkeypatch.delenv("CI", raising=False)
     if ci:
         monkeypatch.setenv("CI", ci)
-    progress = train.Progress("tiny", 1000, 1)
+    progress = runner.Progress("tiny", 1000, 1)
     progress.update(10, 0.1, 0.0)  # the first report starts the clock: compilation is not counted
     progress.update(1000, 1.0, 0.5)
     text = err.getvalue()

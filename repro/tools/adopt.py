@@ -92,8 +92,6 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report,
     if not (old_code / "repro" / "train.py").is_file():
         raise ConfigError(f"{old_code} holds no repro package (repro/train.py); give the folder of the checkout that "
                           f"wrote the checkpoint, for example `git worktree add /tmp/old COMMIT`")
-    old_digest = {f"repro/{n}": checkpoints.source_digest((old_code / "repro" / n).read_text(encoding="utf-8"))
-                  for n in checkpoints.TRAINING_CODE}
     adopted = []
     groups = [group.name for group in config.trained_by(name)]
     found = sorted(path for group in groups for path in (files.CHECKPOINT_DIR / group).glob("*.npz"))
@@ -113,6 +111,9 @@ def adopt(config: Config, name: str, old_code: Path, updates: int, report,
         if others:
             raise ConfigError(f"{path} differs in more than the code ({'; '.join(others)}); adoption carries a "
                               f"checkpoint across a code change only")
+        # The old code's digest of the very files the checkpoint names (the training code's files may differ).
+        old_digest = {path: checkpoints.source_digest((old_code / path).read_text(encoding="utf-8"))
+                      if (old_code / path).is_file() else None for path in made_as.get("code", {})}
         if made_as["code"] != old_digest:
             raise ConfigError(f"{path} was not written by the code under {old_code} (its digests differ); give the "
                               f"checkout of the commit its last slice names ({meta['slices'][-1].get('commit')})")

@@ -234,7 +234,7 @@ def savings(config: Config, histories_dir: Path, records_dir: Path, stop_after: 
     run without the rule saves nothing). A history trained without the rule is the same as one trained
     with it up to the stop (tests/test_stopping.py), so the committed histories answer either way.
     """
-    from repro import evaluate, history_csv
+    from repro import history_csv, results
 
     names = {sweep.name: list(sweep.members) for sweep in config.sweeps.values()}
     if stop_after is not None:
@@ -245,11 +245,11 @@ def savings(config: Config, histories_dir: Path, records_dir: Path, stop_after: 
         work = saved = 0.0
         for member in members:
             run = config.runs[member]
-            path = evaluate.history_file(histories_dir, member)
+            path = results.history_file(histories_dir, member)
             if not path.is_file():
                 continue
             # A named run trained in part is read as far as its record says (sweeps are recorded whole).
-            until = (evaluate.committed_partial(records_dir, member) or {}).get("updates") if run.group == member \
+            until = (results.committed_partial(records_dir, member) or {}).get("updates") if run.group == member \
                 else None
             rows = history_csv.read(path, run, until=until).to_numpy(dtype=float)
             at = history_csv.decided_at(rows, run.training.stop_after if stop_after is None else stop_after)

@@ -1,6 +1,6 @@
 """The `repro` commands that are no stage of the pipeline: speed and plans (bench, estimate, savings, groups),
-checks (verify, compare, trace), state (pack, unpack, adopt, trained, status) and the files written from code
-(readme, pipeline, env).
+checks (verify, compare, trace), state (pack, unpack, adopt, trained, status), training on a cluster (submit)
+and the files written from code (readme, pipeline, env).
 
 They register on `repro.cli.main`, which loads this module only when one of them, or `repro --help`, is asked for:
 so no stage's command imports it, and editing a tool reruns no stage (tests/test_dvc_deps.py).
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
-from repro.cli import _clear_errors, _config, main
+from repro.cli import main
+from repro.stages import clear_errors as _clear_errors
+from repro.stages import config_of as _config
 from repro.config import ConfigError
 from repro.files import CHECKPOINT_DIR, HISTORIES_DIR, RECORDS_DIR, REPORT_DIR
 
@@ -480,3 +482,47 @@ def pipeline() -> None:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     click.echo(f"{laptop}: code dependencies from the imports; {paper}: written from {laptop}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--executor", type=click.Choice(["slurm", "local"]), default=None,
+              help="slurm: one sbatch job array (the default where sbatch is on PATH); local: the same tasks here, "
+                   "one after another.")
+@click.option("--time", "time_limit", default="1-00:00:00", show_default=True,
+              help="Each task's time limit (Slurm's format); before it, the task checkpoints and is requeued.")
+@click.option("--warning", type=click.IntRange(min=1), default=120, show_default=True, metavar="SECONDS",
+              help="How long before its time limit a task is told to checkpoint (sbatch --signal=B:USR1@SECONDS).")
+@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True,
+              help="GPUs per task (--gres=gpu:N); run from setup-gpu.sh's environment with KERAS_BACKEND=jax.")
+@click.option("--cpus", type=click.IntRange(min=1), default=2, show_default=True, help="CPUs per task.")
+@click.option("--sbatch", "extra", multiple=True, metavar="OPTION",
+              help="Another sbatch option, as written (--sbatch=--partition=gpu --sbatch=--account=me).")
+@click.pass_context
+@_clear_errors
+def submit(context: click.Context, names: tuple[str, ...], executor: str | None, time_limit: str, warning: int,
+           gpus: int, cpus: int, extra: tuple[str, ...]) -> None:
+    """Trains every group not yet trained (or those of NAMES: runs, groups, sweeps) as one job array, a task per
+    group, each resuming every cut (docs/cluster.md). Run it where params.yaml is (paper/ for the paper scale);
+    record what comes back with `paper/campaign.sh record`."""
+    from repro.tools import submit as submit_module
+
+    config = _config(context)
+    executor = executor or ("slurm" if submit_module.slurm_available() else "local")
+    seconds = submit_module.seconds_of(time_limit)
+    if seconds <= warning:
+        raise ConfigError(f"--time {time_limit} leaves no time to train: a task is warned {warning} s before its "
+                          f"limit (--warning)")
+    groups = submit_module.pending(config, names)
+    folder = submit_module.prepare(config, groups, Path(context.obj))
+    if executor == "slurm":
+        done = submit_module.submit_slurm(folder, groups, time_limit, warning, gpus, cpus, extra)
+        click.echo(f"{folder}: job {done.job_id}, {len(groups)} task(s), logs in {folder}/logs/; "
+                   f"watch with `squeue -j {done.job_id}`")
+        return
+    submit_module.run_locally(folder, groups, seconds, warning, click.echo)
+    failed = (folder / "failed.txt").read_text().split()
+    click.echo(f"{folder}: {len(groups) - len(failed)} of {len(groups)} group(s) trained here"
+               + (f"; failed: {', '.join(failed)} (logs in {folder}/logs/)" if failed else ""))
+    if failed:
+        context.exit(1)

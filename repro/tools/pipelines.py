@@ -2,11 +2,11 @@
 scale's pipeline, paper/dvc.yaml, which is the laptop's dvc.yaml read from one folder down.
 
 Code dependencies. A module missing from a stage's deps leaves that stage's outputs silently stale when the
-module changes; so `code_deps` lists them from the code: every `repro` module that the stage's command
-imports, inside its function in cli.py and from there on, wherever the imports sit. cli.py itself is no
-stage's dependency, so that a help text can change without retraining everything (tests/test_dvc_deps.py
-holds every stage command to parsing its arguments and calling its module). `with_code_deps` rewrites each
-stage's run of `- repro/….py` lines in dvc.yaml's text, its comments and everything else kept.
+module changes; so `code_deps` lists them from the code: the import closure (repro/imports.py) of the stage's
+module, repro/stages/<stage>.py, which holds its command and its options' defaults too. repro/cli.py only
+dispatches to it and is no stage's dependency, so that the help can change without retraining anything.
+`with_code_deps` rewrites each stage's run of `- repro/….py` lines in dvc.yaml's text, its comments and
+everything else kept.
 
 The paper scale.
 DVC runs a stage in the folder of its dvc.yaml, and every `repro` command
@@ -28,9 +28,10 @@ pipeline` rewrites it.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
+
+from repro import imports
 
 PACKAGE = Path(__file__).resolve().parents[1]  # repro/
 NOT_DEPS = {"repro/cli.py", "repro/__main__.py"}
@@ -74,45 +75,12 @@ def paper_pipeline(laptop: str) -> str:
     return HEADER + stages.rstrip("\n") + "\n"
 
 
-def _file(module: str, root: Path) -> str | None:
-    """repro.x.y's file as a repository path (repro/x/y.py, or repro/x/y/__init__.py for a package); None if
-    `module` is no module of the repository (an attribute imported from one, say)."""
-    path = module.replace(".", "/")
-    for candidate in (f"{path}.py", f"{path}/__init__.py"):
-        if (root / candidate).is_file():
-            return candidate
-    return None
-
-
-def _imports(tree: ast.AST, root: Path) -> set[str]:
-    """repro modules imported anywhere in `tree`, as repository paths; the package's __init__ always."""
-    found = {"repro/__init__.py"}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and (node.module + ".").startswith("repro."):
-            found.add(_file(node.module, root))
-            found |= {_file(f"{node.module}.{alias.name}", root) for alias in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {_file(a.name, root) for a in node.names if a.name.startswith("repro.")}
-    return found - {None}
-
-
 def code_deps(subcommand: str, package: Path = PACKAGE) -> list[str]:
-    """Every repro module the `repro <subcommand>` stage runs, cli.py aside, sorted."""
-    root = package.parent
-    cli = ast.parse((package / "cli.py").read_text(encoding="utf-8"))
-    module_level = set().union(*(_imports(node, root) for node in cli.body
-                                 if isinstance(node, (ast.Import, ast.ImportFrom))))
-    function = next((n for n in cli.body if isinstance(n, ast.FunctionDef) and n.name == subcommand), None)
-    if function is None:
-        raise ValueError(f"dvc.yaml runs `repro {subcommand}`, which cli.py does not define")
-    todo, seen = list(module_level | _imports(function, root)), set()
-    while todo:
-        path = todo.pop()
-        if path in seen or path in NOT_DEPS:
-            continue
-        seen.add(path)
-        todo += _imports(ast.parse((root / path).read_text(encoding="utf-8")), root)
-    return sorted(seen)
+    """Every repro module the `repro <subcommand>` stage runs: repro/stages/<subcommand>.py's import closure."""
+    module = f"repro/stages/{subcommand}.py"
+    if not (package.parent / module).is_file():
+        raise ValueError(f"dvc.yaml runs `repro {subcommand}`, which repro/stages/ does not define ({module})")
+    return imports.closure([module], package.parent, leave_out=NOT_DEPS)
 
 
 _STAGE = re.compile(r"^  ([\w-]+):\s*(#.*)?$")

@@ -17,12 +17,12 @@ from repro.files import RUNS_DIR
 
 def made(config: Config, name: str) -> dict | None:
     """run.json of run `name` if runs/ holds it made with params.yaml's parameters, its files all there."""
-    from repro import evaluate
+    from repro import run_folder
 
     run_dir = RUNS_DIR / config.runs[name].directory
     try:
         record = run_folder.read(run_dir, config.runs[name])
-        evaluate.fingerprints(run_dir, record)  # a history or weights file missing: not trained
+        run_folder.fingerprints(run_dir, record)  # a history or weights file missing: not trained
     except ConfigError:
         return None
     return record

@@ -20,7 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import evaluate, history_csv, run_folder
+from repro import analysis, history_csv, results, run_folder
+from repro.stages.evaluate import comparable
 from repro.config import Config, ConfigError
 from repro.files import RECORDS_DIR
 
@@ -51,17 +52,17 @@ def committed(config: Config, name: str) -> dict:
     """The numbers, file hashes, parameters and maker of run `name` as committed at git's HEAD."""
     if "/" in name:
         sweep, member = name.split("/", 1)
-        record = evaluate.committed_record(sweep, RECORDS_DIR)
+        record = results.committed_record(sweep, RECORDS_DIR)
         if member not in record["runs"]:
             why = ("its group is not trained yet at this scale (a sweep trained in part)"
                    if config.run(name).group in record.get("missing_groups", []) else "run `dvc repro` and commit first")
             raise ConfigError(f"{name} is not in the committed records/{sweep}.json: {why}")
         return record["runs"][member]
-    record = evaluate.committed_record(name, RECORDS_DIR)
+    record = results.committed_record(name, RECORDS_DIR)
     if not isinstance(record.get("sha256"), dict):
         raise ConfigError(f"the committed records/{name}.json has no file hashes (sha256): it is damaged or older "
                           f"than this package; remake it with `repro evaluate {name}` and commit it")
-    return {**evaluate.comparable(record, record["sha256"]), "fingerprint": record.get("fingerprint"),
+    return {**comparable(record, record["sha256"]), "fingerprint": record.get("fingerprint"),
             "made_on": record.get("made_on")}
 
 
@@ -100,8 +101,8 @@ def fresh(config: Config, params: Path, name: str, scratch: Path, trained: set[s
         _repro(params, scratch, "train", group.name)
         trained.add(group.name)
     run_dir = scratch / "runs" / run.directory
-    summary = evaluate.summarize(history_csv.read(run_dir / history_csv.FILE, run))
-    return evaluate.comparable(summary, evaluate.fingerprints(run_dir, run_folder.read(run_dir, run)))
+    summary = analysis.summarize(history_csv.read(run_dir / history_csv.FILE, run))
+    return comparable(summary, run_folder.fingerprints(run_dir, run_folder.read(run_dir, run)))
 
 
 def verify(config: Config, params: Path, names: list[str]):
