@@ -161,7 +161,7 @@ def run_locally(folder: Path, groups: list[str], seconds: float | None, warning:
             env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(task), "REPRO_JOB": str(folder.resolve())}
             env.pop("SLURM_JOB_ID", None)
             with open(log, "a", encoding="utf-8") as out:
-                process = subprocess.Popen(["bash", str(folder / "task.sh")], env=env, stdout=out,
+                process = subprocess.Popen(["bash", str((folder / "task.sh").resolve())], env=env, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True)
                 try:
                     rc = process.wait(timeout=None if seconds is None else max(seconds - warning, 1))
