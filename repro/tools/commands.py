@@ -520,8 +520,7 @@ def submit(context: click.Context, names: tuple[str, ...], executor: str | None,
         click.echo(f"{folder}: job {done.job_id}, {len(groups)} task(s), logs in {folder}/logs/; "
                    f"watch with `squeue -j {done.job_id}`")
         return
-    submit_module.run_locally(folder, groups, seconds, warning, click.echo)
-    failed = (folder / "failed.txt").read_text().split()
+    failed = submit_module.run_locally(folder, groups, seconds, warning, click.echo).failed
     click.echo(f"{folder}: {len(groups) - len(failed)} of {len(groups)} group(s) trained here"
                + (f"; failed: {', '.join(failed)} (logs in {folder}/logs/)" if failed else ""))
     if failed:

@@ -75,6 +75,7 @@ class Submission:
     folder: Path  # jobs/<stamp>/
     groups: list[str]
     job_id: str | None  # Slurm's array job id; None for the local executor
+    failed: tuple[str, ...] = ()  # the local executor's groups that failed (also in failed.txt)
 
 
 def pending(config: Config, names: tuple[str, ...] = ()) -> list[str]:
@@ -182,7 +183,7 @@ def run_locally(folder: Path, groups: list[str], seconds: float | None, warning:
                 report(f"{group}: trained")
             break
     files.write_text(folder / "failed.txt", "".join(f"{group}\n" for group in failed))
-    return Submission(folder, groups, None)
+    return Submission(folder, groups, None, tuple(failed))
 
 
 def _checkpoints(group: str) -> dict[str, int]:
